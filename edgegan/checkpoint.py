@@ -1,0 +1,88 @@
+"""Generator checkpoints: everything ``edgegan build`` needs, loadable with ``weights_only=True``.
+
+A checkpoint is a dict of plain Python values and tensors::
+
+    {"format": "edgegan-checkpoint/1",
+     "generator": {"arch": {"name": ..., "kwargs": {...}}, "state_dict": {...}},
+     "discriminator": {...} (optional),
+     "widths": [0.25, 0.5, 0.75, 1.0],
+     "data": {"name": "fmnist-shoes", "size": 32, "in_channels": 1, "out_channels": 1,
+              "input": {"range": [-1.0, 1.0], "mean": [0.5], "std": [0.5], "content": "edges"},
+              "output": {"range": [-1.0, 1.0], "mean": [0.5], "std": [0.5], "content": "image"},
+              "edges": {"method": "canny", "low": 100, "high": 200, "invert": true}},
+     "train": {...recipe arguments, steps, seconds...},
+     "metrics": {"w0.25": {"psnr": ..., "ssim": ...}, ...}}
+"""
+
+import os
+import pickle
+import zipfile
+
+import torch
+
+from .errors import CheckpointError
+from .models import build_model
+
+FORMAT = "edgegan-checkpoint/1"
+ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+DEFAULT_CHECKPOINT = os.path.join(ASSETS, "fmnist_shoes_32.pt")
+
+
+def default_checkpoint():
+    """Path of the packaged default model (slimmable edges→shoes, Fashion-MNIST shoes, 32²)."""
+    if not os.path.isfile(DEFAULT_CHECKPOINT):
+        raise CheckpointError("the packaged default model is missing (%s); reinstall edgegan or pass --checkpoint"
+                              % DEFAULT_CHECKPOINT)
+    return DEFAULT_CHECKPOINT
+
+
+def save_checkpoint(path, ckpt):
+    """Write ``ckpt`` atomically (temporary file, then rename)."""
+    ckpt = dict(ckpt)
+    ckpt["format"] = FORMAT
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, ".%s.tmp-%d" % (os.path.basename(path), os.getpid()))
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_checkpoint(path):
+    """Read and validate a checkpoint with ``torch.load(weights_only=True)``."""
+    if path is None:
+        path = default_checkpoint()
+    if not os.path.exists(path):
+        raise CheckpointError("no checkpoint at %s: pass the path of a file written by `edgegan train`, "
+                              "or leave out --checkpoint to use the packaged default model" % path)
+    if os.path.isdir(path):
+        raise CheckpointError("%s is a directory; --checkpoint takes a .pt file written by `edgegan train`" % path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError("%s is not a readable edgegan checkpoint (%s); it may be truncated or not a "
+                              "checkpoint at all — re-copy it or re-run `edgegan train`" % (path, first))
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError("%s is not an edgegan checkpoint (expected format %r); checkpoints come from "
+                              "`edgegan train`" % (path, FORMAT))
+    for key in ("generator", "widths", "data"):
+        if key not in ckpt:
+            raise CheckpointError("%s lacks %r; it was not written by `edgegan train`" % (path, key))
+    return ckpt
+
+
+def load_generator(path=None):
+    """``(generator in eval mode, checkpoint dict)`` from a checkpoint (the packaged default if ``None``)."""
+    ckpt = load_checkpoint(path)
+    gen = build_model(ckpt["generator"]["arch"])
+    try:
+        gen.load_state_dict(ckpt["generator"]["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError("%s: weights do not fit the architecture it names (%s)"
+                              % (path, str(e).splitlines()[0]))
+    return gen.eval(), ckpt

@@ -1,0 +1,62 @@
+"""``edgegan build``: compile a checkpoint's widths for a device into a bundle."""
+
+import argparse
+
+from ._common import emit_json, format_table
+
+EPILOG = """examples:
+  edgegan build --target jetson-nano                  # packaged default model, every width
+  edgegan build --target cpu --checkpoint runs/shoes.pt --widths 0.25,1.0 --out shoes-cpu
+  edgegan build --target my-board.toml --force        # your own device profile
+  edgegan build --target cpu --json                   # the manifest on stdout
+"""
+
+
+def _widths(text):
+    try:
+        return [float(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("--widths takes comma-separated numbers such as 0.25,0.5,1.0")
+
+
+def register(sub):
+    p = sub.add_parser("build", help="compile a checkpoint into a bundle for a device",
+                       description="Cut each width out of a slimmable checkpoint, compile it for a device "
+                                   "profile, measure parity against PyTorch, and write a bundle directory.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--target", required=True, help="a profile name (see `edgegan targets`) or a profile .toml file")
+    p.add_argument("--checkpoint", help="a checkpoint from `edgegan train` (default: the packaged model)")
+    p.add_argument("--out", help="bundle directory to write (default: ./edgegan-TARGET)")
+    p.add_argument("--widths", type=_widths, help="widths to include, e.g. 0.25,1.0 (default: all trained)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="default: the profile's")
+    p.add_argument("--parity-inputs", type=int, default=8, metavar="N", help="inputs for the parity check (default 8)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle directory")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(func=run)
+
+
+COLUMNS = [("name", "variant", None), ("width", "width", "{:g}"), ("mmacs", "MMACs", "{:.1f}"),
+           ("kparams", "kParams", "{:.1f}"), ("kb", "size KB", "{:.0f}"), ("precision", "precision", None),
+           ("psnr", "parity dB", "{:.1f}"), ("max_abs", "max-abs", "{:.1e}"), ("quality", "PSNR (held-out)", "{:.2f}")]
+
+
+def run(args):
+    from ..targets.build import build_bundle
+
+    out, manifest = build_bundle(args.target, checkpoint=args.checkpoint, out=args.out, widths=args.widths,
+                                 precision=args.precision, force=args.force, n_parity_inputs=args.parity_inputs,
+                                 progress=not args.json)
+    if args.json:
+        emit_json({"bundle": out, "manifest": manifest})
+        return 0
+    rows = [{"name": v["name"], "width": v["width"], "mmacs": v["macs"] / 1e6, "kparams": v["params"] / 1e3,
+             "kb": v["size_bytes"] / 1024.0, "precision": v["precision"], "psnr": v["parity"]["psnr_db"],
+             "max_abs": v["parity"]["max_abs"], "quality": v.get("quality", {}).get("psnr")}
+            for v in manifest["variants"]]
+    print(format_table(rows, COLUMNS))
+    print("\nwrote %s (target %s, %d variants)" % (out, manifest["target"], len(rows)))
+    steps = manifest.get("device_steps")
+    if steps:
+        print("TensorRT %s engines are built on the device: copy the bundle there and run %s/%s"
+              % (steps["tensorrt_version"], out, steps["script"]))
+    return 0

@@ -1,0 +1,112 @@
+"""The pix2pix ResNet generator, slimmable over width multipliers.
+
+stem (7×7) → 2 stride-2 downsampling convs → n residual blocks → 2 upsampling layers
+(transposed conv or nearest-resize + conv) → 7×7 output conv → tanh. Every layer but the
+output is elastic; the widest network holds the channels of every narrower one.
+"""
+
+from collections import OrderedDict
+
+import torch.nn as nn
+
+from ..nn import ElasticConv2d, ElasticConvTranspose2d, ElasticInstanceNorm2d, Slot, SwitchableBatchNorm2d
+from ..nn.width import width_to_channels
+
+DEFAULT_WIDTHS = (0.25, 0.5, 0.75, 1.0)
+NORMS = ("bn", "in")
+PADDINGS = ("reflect", "zero")
+UPSAMPLINGS = ("transposed", "resize")
+
+
+def _norm(kind, channels, widths):
+    if kind == "bn":
+        return SwitchableBatchNorm2d([width_to_channels(w, channels) for w in widths])
+    return ElasticInstanceNorm2d(channels)
+
+
+def _conv(in_c, out_c, k, padding_kind, norm, fixed_out=False):
+    """[ReflectionPad] + conv with 'same' padding."""
+    p = k // 2
+    bias = norm != "bn"
+    if padding_kind == "reflect":
+        return [nn.ReflectionPad2d(p), ElasticConv2d(in_c, out_c, k, padding=0, bias=bias or fixed_out, fixed_out=fixed_out)]
+    return [ElasticConv2d(in_c, out_c, k, padding=p, bias=bias or fixed_out, fixed_out=fixed_out)]
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, channels, norm, padding, widths):
+        super().__init__()
+        layers = _conv(channels, channels, 3, padding, norm) + [_norm(norm, channels, widths), nn.ReLU(True)]
+        layers += _conv(channels, channels, 3, padding, norm) + [_norm(norm, channels, widths)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.body(x)
+
+    def convs(self):
+        return [m for m in self.body if isinstance(m, ElasticConv2d)]
+
+
+class ResnetGenerator(nn.Module):
+    """pix2pix ResNet generator with switchable width.
+
+    Args:
+        in_channels, out_channels: image channels in and out (1 for grey edges / images).
+        ngf: channels of the first layer at full width; the residual stream has 4·ngf.
+        n_blocks: residual blocks (9 for 256², 6 for small images).
+        norm: ``bn`` (switchable BatchNorm, folds into the conv on export) or ``in`` (InstanceNorm).
+        padding: ``reflect`` (pix2pix) or ``zero``.
+        upsample: ``transposed`` (ConvTranspose2d k3 s2) or ``resize`` (nearest ×2 + conv 3×3).
+        widths: the width multipliers trained and exported.
+    """
+
+    def __init__(self, in_channels=3, out_channels=3, ngf=64, n_blocks=9, norm="bn", padding="reflect",
+                 upsample="transposed", widths=DEFAULT_WIDTHS):
+        super().__init__()
+        for value, allowed, what in ((norm, NORMS, "norm"), (padding, PADDINGS, "padding"),
+                                     (upsample, UPSAMPLINGS, "upsample")):
+            if value not in allowed:
+                raise ValueError("%s must be one of %s, got %r" % (what, allowed, value))
+        widths = tuple(sorted(float(w) for w in widths))
+        self.hparams = dict(in_channels=in_channels, out_channels=out_channels, ngf=ngf, n_blocks=n_blocks,
+                            norm=norm, padding=padding, upsample=upsample, widths=list(widths))
+        self.widths = widths
+        c1, c2, c4 = ngf, ngf * 2, ngf * 4
+        self.stem = nn.Sequential(*(_conv(in_channels, c1, 7, padding, norm) + [_norm(norm, c1, widths), nn.ReLU(True)]))
+        bias = norm != "bn"
+        self.down = nn.Sequential(
+            ElasticConv2d(c1, c2, 3, stride=2, padding=1, bias=bias), _norm(norm, c2, widths), nn.ReLU(True),
+            ElasticConv2d(c2, c4, 3, stride=2, padding=1, bias=bias), _norm(norm, c4, widths), nn.ReLU(True))
+        self.blocks = nn.Sequential(*[ResnetBlock(c4, norm, padding, widths) for _ in range(n_blocks)])
+        up = []
+        for cin, cout in ((c4, c2), (c2, c1)):
+            if upsample == "transposed":
+                up += [ElasticConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+            else:
+                up += [nn.Upsample(scale_factor=2, mode="nearest")] + _conv(cin, cout, 3, padding, norm)
+            up += [_norm(norm, cout, widths), nn.ReLU(True)]
+        self.up = nn.Sequential(*up)
+        self.head = nn.Sequential(*(_conv(c1, out_channels, 7, padding, norm, fixed_out=True) + [nn.Tanh()]))
+
+    def forward(self, x):
+        return self.head(self.up(self.blocks(self.down(self.stem(x)))))
+
+    def arch(self):
+        """What a checkpoint needs to rebuild this model."""
+        return {"name": "resnet_generator", "kwargs": dict(self.hparams)}
+
+    def channel_slots(self):
+        def convs(seq):
+            return [m for m in seq if isinstance(m, (ElasticConv2d, ElasticConvTranspose2d))]
+
+        stem, down, up = convs(self.stem), convs(self.down), convs(self.up)
+        slots = OrderedDict()
+        slots["stem"] = Slot(stem[0].out_channels, stem)
+        slots["down1"] = Slot(down[0].out_channels, [down[0]])
+        # the residual stream: the last downsampling conv and the second conv of every block
+        slots["stream"] = Slot(down[1].out_channels, [down[1]] + [b.convs()[1] for b in self.blocks])
+        for i, block in enumerate(self.blocks):
+            slots["block%d" % i] = Slot(block.convs()[0].out_channels, [block.convs()[0]])
+        slots["up1"] = Slot(up[0].out_channels, [up[0]])
+        slots["up2"] = Slot(up[1].out_channels, [up[1]])
+        return slots

@@ -1,0 +1,10 @@
+"""Elastic layers: convs and norms that run a switchable number of channels."""
+
+from .elastic import ElasticConv2d, ElasticConvTranspose2d
+from .norm import ElasticInstanceNorm2d, SwitchableBatchNorm2d
+from .width import Slot, apply_channels, at_width, channel_slots, current_config, set_width
+
+__all__ = [
+    "ElasticConv2d", "ElasticConvTranspose2d", "ElasticInstanceNorm2d", "SwitchableBatchNorm2d",
+    "Slot", "apply_channels", "at_width", "channel_slots", "current_config", "set_width",
+]

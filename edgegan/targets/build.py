@@ -1,0 +1,147 @@
+"""``edgegan build``: checkpoint → sub-networks → per-target artifacts → bundle.
+
+Every target goes through the ONNX compiler; a target's finisher (looked up by the profile's
+``compiler`` name, one small function each) then adds what that target needs — for TensorRT the
+trtexec steps that build engines on the device.
+"""
+
+import datetime
+import hashlib
+import os
+
+from tqdm import tqdm
+
+from .. import __version__
+from ..checkpoint import default_checkpoint, load_generator
+from ..errors import TargetError
+from ..runtime.bundle import BundleWriter
+from ..subnet import SubnetConfig, cost, extract
+from . import onnx as onnx_compiler
+from . import tensorrt
+from .profiles import load_profile
+from .rewrites import apply_padding_policy
+
+FORMAT = "edgegan-bundle/1"
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def finish_onnx(bundle_dir, variants, precision, profile):
+    """ONNX Runtime runs the ONNX files as they are."""
+    return {}
+
+
+def finish_tensorrt(bundle_dir, variants, precision, profile):
+    """Add the trtexec command lines and the script that builds the engines on the device."""
+    steps = tensorrt.device_steps(variants, precision, profile)
+    script = tensorrt.write_build_script(bundle_dir, steps, profile)
+    return {"device_steps": {"tensorrt_version": profile["tensorrt"]["version"], "script": script, "engines": steps}}
+
+
+FINISHERS = {"onnx": finish_onnx, "tensorrt": finish_tensorrt}
+
+
+def _parse_widths(widths, trained):
+    if widths is None:
+        return list(trained)
+    chosen = sorted(set(float(w) for w in widths))
+    missing = [w for w in chosen if w not in trained]
+    if missing:
+        raise TargetError("width(s) %s were not trained in this checkpoint; it has %s"
+                          % (", ".join("%g" % w for w in missing), ", ".join("%g" % w for w in trained)))
+    return chosen
+
+
+def _policy(profile, variants):
+    """Map the profile's power modes (mode → width) to the closest built variant not wider than asked."""
+    by_width = sorted((v["width"], v["name"]) for v in variants)
+
+    def pick(width):
+        fitting = [name for w, name in by_width if w <= width + 1e-9]
+        return fitting[-1] if fitting else by_width[0][1]
+
+    policy = profile["policy"]
+    return {"default": pick(policy["default"]),
+            "modes": dict((str(mode), pick(width)) for mode, width in policy["modes"].items())}
+
+
+def _io_spec(data, size):
+    def spec(name, channels, part, content):
+        info = dict(data.get(part, {}))
+        return {"name": name, "shape": [1, channels, size, size], "layout": "NCHW", "dtype": "float32",
+                "range": list(info.get("range", [-1.0, 1.0])), "content": info.get("content", content)}
+
+    inp = spec(onnx_compiler.INPUT_NAME, data["in_channels"], "input", "edges")
+    if data.get("edges"):
+        inp["edges"] = dict(data["edges"])
+    return inp, spec(onnx_compiler.OUTPUT_NAME, data["out_channels"], "output", "image")
+
+
+def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None, force=False,
+                 n_parity_inputs=8, progress=True):
+    """Build a bundle for ``target``; returns ``(bundle_dir, manifest)``."""
+    profile = load_profile(target)
+    precision = precision or profile["build"]["precision"]
+    if precision not in profile["build"]["precisions"]:
+        raise TargetError("%s does not support %s; it supports %s" % (
+            profile["name"], precision, ", ".join(profile["build"]["precisions"])))
+    checkpoint = checkpoint if checkpoint is not None else default_checkpoint()
+    gen, ckpt = load_generator(checkpoint)
+    data = ckpt["data"]
+    size = int(data["size"])
+    input_spec, output_spec = _io_spec(data, size)
+    shape = tuple(input_spec["shape"])
+    chosen = _parse_widths(widths, [float(w) for w in ckpt["widths"]])
+    out = out or "edgegan-%s" % profile["name"]
+    export = profile["export"]
+    data_range = output_spec["range"][1] - output_spec["range"][0]
+    inputs = onnx_compiler.parity_inputs(shape, input_spec["range"], n=n_parity_inputs)
+    min_psnr = float(profile["parity"]["min_psnr_db"])
+    metrics = ckpt.get("metrics", {})
+
+    with BundleWriter(out, force=force) as writer:
+        variants = []
+        for width in tqdm(chosen, desc="build %s" % profile["name"], unit="variant", disable=not progress):
+            config = SubnetConfig(width=width)
+            sub = extract(gen, config, input_shape=shape)
+            apply_padding_policy(sub, export["padding"])
+            filename = "%s.onnx" % config.name
+            path = os.path.join(writer.path, filename)
+            onnx_compiler.compile_onnx(sub, shape, path, export["opset"], export["forbid_ops"])
+            parity = onnx_compiler.measure_parity(path, sub, inputs, data_range)
+            if parity["psnr_db"] < min_psnr:
+                raise TargetError("%s: ONNX parity %.1f dB is below the profile's %.1f dB; the export changed "
+                                  "the function" % (config.name, parity["psnr_db"], min_psnr))
+            variant = {"name": config.name, "width": width, "channels": None, "file": filename,
+                       "format": "onnx", "precision": precision, "parity": parity,
+                       "size_bytes": os.path.getsize(path)}
+            variant.update(cost(sub, shape))
+            if precision == "fp16":
+                variant["parity_fp16_emulated"] = onnx_compiler.measure_fp16_emulation(sub, inputs, data_range)
+            if config.name in metrics:
+                variant["quality"] = dict(metrics[config.name])
+            variants.append(variant)
+        manifest = {
+            "format": FORMAT,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "edgegan_version": __version__,
+            "target": profile["name"],
+            "profile": profile,
+            "backend": "onnxruntime",
+            "source": {"checkpoint": os.path.abspath(checkpoint), "checkpoint_sha256": _sha256(checkpoint),
+                       "arch": ckpt["generator"]["arch"], "data": data.get("name")},
+            "input": input_spec,
+            "output": output_spec,
+            "variants": variants,
+            "policy": _policy(profile, variants),
+        }
+        manifest["default_variant"] = manifest["policy"]["default"]
+        manifest.update(FINISHERS[profile["compiler"]](writer.path, variants, precision, profile))
+        writer.commit(manifest)
+    return out, manifest

@@ -1,0 +1,85 @@
+"""Elastic layers: width switching, switchable BatchNorm, per-slot configurations."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from edgegan.models import ResnetGenerator
+from edgegan.nn import ElasticConv2d, SwitchableBatchNorm2d, at_width, channel_slots, current_config, set_width
+from edgegan.subnet import SubnetConfig
+
+
+def _trained_bn_model(seed=0):
+    torch.manual_seed(seed)
+    g = ResnetGenerator(1, 1, ngf=8, n_blocks=2, norm="bn")
+    g.train()
+    for w in g.widths:
+        set_width(g, w)
+        for _ in range(20):
+            g(torch.randn(8, 1, 32, 32))
+    return g.eval()
+
+
+def test_set_width_slices_every_slot():
+    g = ResnetGenerator(1, 1, ngf=8, n_blocks=2)
+    set_width(g, 0.5)
+    slots = channel_slots(g)
+    assert slots["stem"].modules[0].active_out == 4
+    assert all(m.active_out == 16 for m in slots["stream"].modules)
+    assert g.head[1].active_out_channels(4) == 1  # the output conv keeps its channels
+    y = g(torch.randn(2, 1, 32, 32))
+    assert y.shape == (2, 1, 32, 32)
+
+
+def test_context_manager_restores_previous_width():
+    g = ResnetGenerator(1, 1, ngf=8, n_blocks=1)
+    set_width(g, 0.75)
+    with at_width(g, 0.25):
+        assert current_config(g) == SubnetConfig(width=0.25)
+        assert channel_slots(g)["stem"].modules[0].active_out == 2
+    assert current_config(g) == SubnetConfig(width=0.75)
+    assert channel_slots(g)["stem"].modules[0].active_out == 6
+
+
+def test_switchable_bn_keeps_statistics_per_width():
+    g = _trained_bn_model()
+    bn = g.stem[2]
+    assert isinstance(bn, SwitchableBatchNorm2d)
+    assert [b.num_features for b in bn.bn] == [2, 4, 6, 8]
+    # each width has its own statistics: the narrow BN's mean is not the slice of the wide one's
+    assert not torch.allclose(bn.bn[0].running_mean, bn.bn[3].running_mean[:2])
+
+
+def test_sliced_full_width_statistics_give_wrong_outputs():
+    """The reason for switchable BN: a narrow net normalised with sliced full-width stats drifts."""
+    g = _trained_bn_model()
+    x = torch.randn(4, 1, 32, 32)
+    with torch.no_grad(), at_width(g, 0.25):
+        own = g.down(g.stem(x))
+        for m in g.modules():
+            if isinstance(m, SwitchableBatchNorm2d):
+                m.num_features_list = [m.num_features]  # force slicing of the widest BN
+                m.bn = nn.ModuleList([m.bn[-1]])
+        sliced = g.down(g.stem(x))
+    assert (own - sliced).abs().mean() > 0.3 * own.abs().mean()
+
+
+def test_per_slot_config_and_errors():
+    g = ResnetGenerator(1, 1, ngf=8, n_blocks=2)
+    cfg = SubnetConfig(channels={"stem": 3, "down1": 16, "stream": 8, "block0": 5, "block1": 32, "up1": 7, "up2": 2})
+    set_width(g, cfg)
+    assert g(torch.randn(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+    with pytest.raises(ValueError, match="unknown channel slots"):
+        set_width(g, SubnetConfig(channels={"nope": 3}))
+    with pytest.raises(ValueError, match="1..8 allowed"):
+        set_width(g, SubnetConfig(channels={"stem": 9}))
+    with pytest.raises(ValueError, match="width must be in"):
+        SubnetConfig(width=1.5)
+
+
+def test_elastic_conv_without_slots_is_its_own_slot():
+    net = nn.Sequential(ElasticConv2d(3, 8, 3, padding=1), nn.ReLU(), ElasticConv2d(8, 4, 1, fixed_out=True))
+    assert list(channel_slots(net)) == ["0"]
+    set_width(net, 0.5)
+    assert net(torch.randn(1, 3, 8, 8)).shape == (1, 4, 8, 8)
+    assert net[0].active_out == 4
