@@ -52,7 +52,7 @@ def test_shipped_profiles_load():
 
 @pytest.mark.parametrize("text,message", [
     ('name = "b"\ncompiler = "onnx"\n[export]\nopset = 9\n', "opset must be an integer 11..20"),
-    ('name = "b"\ncompiler = "caffe"\n[export]\nopset = 13\n', "`compiler` must be one of"),
+    ('name = "b"\ncompiler = "caffe"\n[export]\nopset = 13\n', "unknown compiler 'caffe'"),
     ('name = "b"\ncompiler = "onnx"\n[export]\nopset = 13\npadding = "mirror"\n', "padding must be one of"),
     ('name = "b"\ncompiler = "onnx"\n[export]\nopset = 13\n[build]\nprecisions = ["fp32"]\nprecision = "int8"\n',
      "is not among precisions"),

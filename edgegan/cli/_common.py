@@ -33,4 +33,4 @@ def format_table(rows, columns):
 def check_output_path(path, force):
     """Refuse to overwrite ``path`` unless ``force``."""
     if os.path.exists(path) and not force:
-        raise EdgeganError("%s already exists; pass --force to replace it or choose another --out" % path)
+        raise EdgeganError("%s already exists; pass --force to replace it, or choose another path" % path)

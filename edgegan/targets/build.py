@@ -1,12 +1,11 @@
 """``edgegan build``: checkpoint → sub-networks → per-target artifacts → bundle.
 
-Every target goes through the ONNX compiler; a target's finisher (looked up by the profile's
-``compiler`` name, one small function each) then adds what that target needs — for TensorRT the
-trtexec steps that build engines on the device.
+The profile names a compiler (``edgegan.targets.registry``); for each width the sub-network is
+extracted, rewritten as the profile asks, compiled, and measured against PyTorch; the compiler then
+adds what its target needs (for TensorRT, the steps that build engines on the device).
 """
 
 import datetime
-import hashlib
 import os
 
 from tqdm import tqdm
@@ -14,37 +13,12 @@ from tqdm import tqdm
 from .. import __version__
 from ..checkpoint import default_checkpoint, load_generator
 from ..errors import TargetError
-from ..runtime.bundle import BundleWriter
+from ..runtime.bundle import FORMAT, BundleWriter, sha256_file
 from ..subnet import SubnetConfig, cost, extract
 from . import onnx as onnx_compiler
-from . import tensorrt
 from .profiles import load_profile
+from .registry import get_compiler
 from .rewrites import apply_padding_policy
-
-FORMAT = "edgegan-bundle/1"
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def finish_onnx(bundle_dir, variants, precision, profile):
-    """ONNX Runtime runs the ONNX files as they are."""
-    return {}
-
-
-def finish_tensorrt(bundle_dir, variants, precision, profile):
-    """Add the trtexec command lines and the script that builds the engines on the device."""
-    steps = tensorrt.device_steps(variants, precision, profile)
-    script = tensorrt.write_build_script(bundle_dir, steps, profile)
-    return {"device_steps": {"tensorrt_version": profile["tensorrt"]["version"], "script": script, "engines": steps}}
-
-
-FINISHERS = {"onnx": finish_onnx, "tensorrt": finish_tensorrt}
 
 
 def _parse_widths(widths, trained):
@@ -87,6 +61,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
                  n_parity_inputs=8, progress=True):
     """Build a bundle for ``target``; returns ``(bundle_dir, manifest)``."""
     profile = load_profile(target)
+    compiler = get_compiler(profile["compiler"])
     precision = precision or profile["build"]["precision"]
     if precision not in profile["build"]["precisions"]:
         raise TargetError("%s does not support %s; it supports %s" % (
@@ -111,15 +86,16 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
             config = SubnetConfig(width=width)
             sub = extract(gen, config, input_shape=shape)
             apply_padding_policy(sub, export["padding"])
-            filename = "%s.onnx" % config.name
+            filename = config.name + compiler.extension
             path = os.path.join(writer.path, filename)
-            onnx_compiler.compile_onnx(sub, shape, path, export["opset"], export["forbid_ops"])
-            parity = onnx_compiler.measure_parity(path, sub, inputs, data_range)
+            compiler.compile(sub, shape, path, profile, precision)
+            parity = compiler.parity(path, sub, inputs, data_range, profile, precision)
             if parity["psnr_db"] < min_psnr:
-                raise TargetError("%s: ONNX parity %.1f dB is below the profile's %.1f dB; the export changed "
-                                  "the function" % (config.name, parity["psnr_db"], min_psnr))
+                raise TargetError("%s: parity %.1f dB (%s) is below the profile's %.1f dB; the compiled artifact "
+                                  "does not compute the model's function" % (config.name, parity["psnr_db"],
+                                                                           compiler.name, min_psnr))
             variant = {"name": config.name, "width": width, "channels": None, "file": filename,
-                       "format": "onnx", "precision": precision, "parity": parity,
+                       "format": compiler.extension.lstrip("."), "precision": precision, "parity": parity,
                        "size_bytes": os.path.getsize(path)}
             variant.update(cost(sub, shape))
             if precision == "fp16":
@@ -133,8 +109,8 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
             "edgegan_version": __version__,
             "target": profile["name"],
             "profile": profile,
-            "backend": "onnxruntime",
-            "source": {"checkpoint": os.path.abspath(checkpoint), "checkpoint_sha256": _sha256(checkpoint),
+            "backend": compiler.bundle_backend,
+            "source": {"checkpoint": os.path.abspath(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
                        "arch": ckpt["generator"]["arch"], "data": data.get("name")},
             "input": input_spec,
             "output": output_spec,
@@ -142,6 +118,6 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
             "policy": _policy(profile, variants),
         }
         manifest["default_variant"] = manifest["policy"]["default"]
-        manifest.update(FINISHERS[profile["compiler"]](writer.path, variants, precision, profile))
+        manifest.update(compiler.finish(writer.path, variants, profile, precision))
         writer.commit(manifest)
     return out, manifest

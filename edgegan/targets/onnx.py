@@ -13,6 +13,7 @@ import onnx
 import torch
 
 from ..errors import TargetError
+from .registry import Compiler, register_compiler
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 PSNR_CAP_DB = 200.0  # reported when outputs are bit-identical (an infinite PSNR is not valid JSON)
@@ -124,3 +125,19 @@ def measure_fp16_emulation(module, inputs, data_range):
     outs = np.stack([half(torch.from_numpy(x).half()).float().numpy() for x in inputs])
     return {"psnr_db": round(psnr(refs, outs, data_range), 2), "max_abs": float(np.max(np.abs(refs - outs))),
             "n_inputs": len(inputs), "how": "torch fp16 on CPU vs fp32 (estimate; the engine is built on the device)"}
+
+
+@register_compiler
+class OnnxCompiler(Compiler):
+    """ONNX at the profile's opset, simplified and checked; parity under ONNX Runtime."""
+
+    name = "onnx"
+    extension = ".onnx"
+    bundle_backend = "onnxruntime"
+
+    def compile(self, module, input_shape, path, profile, precision):
+        export = profile["export"]
+        compile_onnx(module, input_shape, path, export["opset"], export["forbid_ops"])
+
+    def parity(self, path, module, inputs, data_range, profile, precision):
+        return measure_parity(path, module, inputs, data_range)

@@ -13,9 +13,9 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib
 
 from ..errors import TargetError
+from .registry import get_compiler
 
 PROFILE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profiles")
-COMPILERS = ("onnx", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 PADDINGS = ("keep", "decompose")
 MIN_OPSET, MAX_OPSET = 11, 20  # what torch's TorchScript-based exporter honours
@@ -46,8 +46,11 @@ def _require(cond, where, message):
 def validate_profile(profile, where):
     """Check types and allowed values; fill defaults. Returns the profile."""
     _require(isinstance(profile.get("name"), str) and profile["name"], where, "needs a string `name`")
-    _require(profile.get("compiler") in COMPILERS, where,
-             "`compiler` must be one of %s, got %r" % (list(COMPILERS), profile.get("compiler")))
+    _require(isinstance(profile.get("compiler"), str), where, "needs a string `compiler` (e.g. \"onnx\")")
+    try:
+        get_compiler(profile["compiler"])
+    except TargetError as e:
+        _require(False, where, "`compiler`: %s" % e)
     export = profile.setdefault("export", {})
     opset = export.get("opset")
     _require(isinstance(opset, int) and MIN_OPSET <= opset <= MAX_OPSET, where,

@@ -2,12 +2,15 @@
 
 Engines are built on the device they run on (they do not move across GPUs or TensorRT versions),
 so ``edgegan build`` writes the trtexec command line per variant and a ``build_engines.sh`` that
-runs them. ``trtexec`` flags follow the profile's TensorRT version: 8.x takes ``--workspace=MiB``,
-8.4 and later ``--memPoolSize=workspace:MiB`` (8.x still accepts both from 8.4 on; 10.x only the latter).
+runs them. The workspace flag follows the profile's TensorRT version: ``--workspace=MiB`` before
+8.4, ``--memPoolSize=workspace:MiB`` from 8.4 on (10.x removed ``--workspace``).
 """
 
 import os
 import shlex
+
+from .onnx import OnnxCompiler
+from .registry import register_compiler
 
 SCRIPT_NAME = "build_engines.sh"
 
@@ -60,3 +63,16 @@ def write_build_script(bundle_dir, steps, profile):
         f.write("\n".join(lines) + "\n")
     os.chmod(path, 0o755)
     return SCRIPT_NAME
+
+
+@register_compiler
+class TensorRTCompiler(OnnxCompiler):
+    """ONNX files checked against the profile's TensorRT version, plus the device steps that build engines."""
+
+    name = "tensorrt"
+
+    def finish(self, bundle_dir, variants, profile, precision):
+        steps = device_steps(variants, precision, profile)
+        script = write_build_script(bundle_dir, steps, profile)
+        return {"device_steps": {"tensorrt_version": profile["tensorrt"]["version"], "script": script,
+                                 "engines": steps}}

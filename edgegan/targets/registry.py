@@ -1,0 +1,55 @@
+"""Compilers, looked up by the name a profile gives in ``compiler = "..."``.
+
+A compiler named ``X`` lives in ``edgegan/targets/X.py`` and registers a ``Compiler`` subclass
+with ``@register_compiler``; ``get_compiler("X")`` imports that module on first use. A compiler
+turns one static sub-network into one artifact, measures that artifact against PyTorch, and may
+add target-specific steps to the bundle (e.g. the engine builds a TensorRT device runs).
+"""
+
+import importlib
+
+from ..errors import TargetError
+
+_REGISTRY = {}
+BUILTIN = ("onnx", "tensorrt")  # the compiler modules shipped here; listed in error messages
+
+
+def register_compiler(cls):
+    """Class decorator: make ``cls`` available as ``get_compiler(cls.name)``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_compiler(name):
+    """An instance of the compiler called ``name``; ``TargetError`` if there is none."""
+    if name not in _REGISTRY:
+        try:
+            importlib.import_module("%s.%s" % (__package__, name))
+        except ImportError:
+            pass
+    if name not in _REGISTRY:
+        for builtin in BUILTIN:
+            importlib.import_module("%s.%s" % (__package__, builtin))
+        raise TargetError("unknown compiler %r; known: %s" % (name, ", ".join(sorted(_REGISTRY))))
+    return _REGISTRY[name]()
+
+
+class Compiler(object):
+    """Base class. Subclasses set ``name``, ``extension`` and ``bundle_backend`` (the runtime backend
+    that runs the written artifacts) and implement ``compile`` and ``parity``."""
+
+    name = None
+    extension = None
+    bundle_backend = None
+
+    def compile(self, module, input_shape, path, profile, precision):
+        """Write the artifact for ``module`` (a static sub-network, eval mode) to ``path``."""
+        raise NotImplementedError
+
+    def parity(self, path, module, inputs, data_range, profile, precision):
+        """``{"psnr_db", "max_abs", "n_inputs", "backend", ...}`` of the artifact against ``module``."""
+        raise NotImplementedError
+
+    def finish(self, bundle_dir, variants, profile, precision):
+        """Manifest entries this target adds once every variant is compiled (default: none)."""
+        return {}

@@ -1,0 +1,230 @@
+"""The SlimGAN recipe for paired image-to-image translation (METHODS.md §1).
+
+Each step runs the slimmable generator at every width, widest first, on the same batch:
+
+* discriminator: a shared-trunk PatchGAN with one head per width, conditional (it scores
+  ``concat(input, image)``), hinge loss per width on its own head;
+* generator, per width: hinge adversarial loss on its head + ``λ_L1 · L1`` to the target
+  (pix2pix) + ``λ_distill`` · inplace distillation from the next wider width's output
+  (stepwise, SlimGAN; or from the widest, "naive"), the teacher detached.
+
+``train_slimmable`` returns a checkpoint dict in the ``edgegan.checkpoint`` layout, with the
+per-width PSNR / SSIM / L1 on the whole held-out set.
+"""
+
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..checkpoint import FORMAT
+from ..errors import EdgeganError
+from ..models import DEFAULT_WIDTHS, ResnetGenerator, SharedTrunkPatchGAN
+from ..nn import at_width
+from .losses import DISTILL_MODES, d_hinge_loss, g_hinge_loss, inplace_distillation
+from .metrics import evaluate_widths, width_key
+
+ADAM_BETAS = (0.5, 0.999)  # pix2pix / SlimGAN
+
+
+@dataclass
+class SlimmableConfig:
+    """Arguments of the recipe; recorded verbatim in the checkpoint's ``train`` entry.
+
+    ``d_layers`` is the number of stride-2 convs of the PatchGAN; ``None`` picks 2 below 128²
+    (its receptive field, 34², then covers a 32² image) and 3 from 128² (pix2pix's 70² patches).
+    ``recalibrate_bn`` re-estimates the BatchNorm statistics of every width on that many
+    training batches with the final weights, before the final evaluation.
+    """
+
+    ngf: int = 16
+    n_blocks: int = 6
+    norm: str = "bn"
+    padding: str = "reflect"
+    upsample: str = "transposed"
+    widths: tuple = DEFAULT_WIDTHS
+    ndf: int = 32
+    d_layers: int = None
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 2e-4
+    lambda_l1: float = 100.0
+    lambda_distill: float = 10.0
+    distill: str = "stepwise"
+    eval_every: int = 500
+    eval_images: int = 500
+    recalibrate_bn: int = 0
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self):
+        if self.distill not in DISTILL_MODES:
+            raise EdgeganError("--distill must be one of %s, got %r" % (", ".join(DISTILL_MODES), self.distill))
+        if not self.widths or any(not 0.0 < float(w) <= 1.0 for w in self.widths):
+            raise EdgeganError("--widths must be multipliers in (0, 1], got %s" % (self.widths,))
+        for name in ("steps", "batch_size", "ngf", "ndf"):
+            if getattr(self, name) < 1:
+                raise EdgeganError("--%s must be at least 1, got %r" % (name.replace("_", "-"), getattr(self, name)))
+
+
+def resolve_device(name):
+    """``torch.device`` for ``cpu`` / ``cuda[:N]``; a clear error when CUDA is asked for but absent."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        why = "this torch %s is a CPU-only build" % torch.__version__ if torch.version.cuda is None \
+            else "torch finds no CUDA GPU"
+        raise EdgeganError("--device %s: CUDA is not available (%s); use --device cpu" % (name, why))
+    if name != "cpu" and not name.startswith("cuda"):
+        raise EdgeganError("--device must be cpu or cuda, got %r" % name)
+    return torch.device(name)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def endless_batches(dataset, batch_size, seed):
+    """Shuffled training batches forever (a new seeded permutation each epoch)."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
+                        generator=torch.Generator().manual_seed(seed))
+    while True:
+        for batch in loader:
+            yield batch
+
+
+def build_models(config, meta, device):
+    """The slimmable generator and its shared-trunk discriminator (one head per width) for ``meta``."""
+    if meta["size"] < 8 or meta["size"] % 4:
+        raise EdgeganError("--size must be a multiple of 4 and at least 8 (the generator downsamples twice), "
+                           "got %d" % meta["size"])
+    widths = sorted(float(w) for w in config.widths)
+    generator = ResnetGenerator(meta["in_channels"], meta["out_channels"], ngf=config.ngf, n_blocks=config.n_blocks,
+                                norm=config.norm, padding=config.padding, upsample=config.upsample, widths=widths)
+    d_layers = config.d_layers or (2 if meta["size"] < 128 else 3)
+    discriminator = SharedTrunkPatchGAN(meta["in_channels"] + meta["out_channels"], ndf=config.ndf,
+                                        n_layers=d_layers, n_heads=len(widths))
+    return generator.to(device), discriminator.to(device)
+
+
+def train_step(generator, discriminator, opt_g, opt_d, inputs, targets, config):
+    """One SlimGAN step on a batch; returns the losses (averaged over widths) as floats."""
+    widths = generator.widths  # ascending; head i scores width i
+    fakes = {}
+    for w in reversed(widths):  # widest first
+        with at_width(generator, w):
+            fakes[w] = generator(inputs)
+    real_pair = torch.cat([inputs, targets], 1)
+
+    discriminator.requires_grad_(True)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d = sum(d_hinge_loss(discriminator(real_pair, head),
+                              discriminator(torch.cat([inputs, fakes[w].detach()], 1), head))
+                 for head, w in enumerate(widths))
+    loss_d.backward()
+    opt_d.step()
+
+    discriminator.requires_grad_(False)
+    opt_g.zero_grad(set_to_none=True)
+    adversarial = sum(g_hinge_loss(discriminator(torch.cat([inputs, fakes[w]], 1), head))
+                      for head, w in enumerate(widths))
+    reconstruction = sum(F.l1_loss(fakes[w], targets) for w in widths)
+    distillation = inplace_distillation([fakes[w] for w in widths], config.distill)
+    loss_g = adversarial + config.lambda_l1 * reconstruction + config.lambda_distill * distillation
+    loss_g.backward()
+    opt_g.step()
+    n = len(widths)
+    return {"d": loss_d.item() / n, "g": adversarial.item() / n, "l1": reconstruction.item() / n,
+            "distill": distillation.item()}
+
+
+@torch.no_grad()
+def recalibrate_bn(generator, batches, n_batches, device):
+    """Re-estimate each width's BatchNorm running statistics as exact averages over ``n_batches``.
+
+    During training the statistics are moving averages over past weights; with the weights
+    fixed, a cumulative average (``momentum=None``) over fresh batches matches them exactly.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = generator.training
+    generator.train()
+    try:
+        for _ in range(n_batches):
+            inputs, _ = next(batches)
+            for w in generator.widths:
+                with at_width(generator, w):
+                    generator(inputs.to(device))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        generator.train(was_training)
+
+
+def _summary(metrics):
+    return "  ".join("%s %.2f dB / %.3f" % (k, v["psnr"], v["ssim"]) for k, v in metrics.items())
+
+
+def train_slimmable(config, train_set, test_set, progress=True):
+    """Train a slimmable generator on ``train_set`` and return its checkpoint dict.
+
+    ``train_set`` / ``test_set`` yield ``(input, target)`` pairs in [-1, 1] and have ``describe()``
+    (see ``edgegan.train.data``). Every ``eval_every`` steps the first ``eval_images`` held-out
+    pairs are scored; at the end the whole held-out set is.
+    """
+    config.validate()
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    meta = train_set.describe()
+    generator, discriminator = build_models(config, meta, device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=ADAM_BETAS)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=ADAM_BETAS)
+    batches = endless_batches(train_set, config.batch_size, config.seed)
+    say = (lambda line: tqdm.write(line, file=sys.stderr)) if progress else (lambda line: None)
+
+    history = []
+    start = time.perf_counter()
+    bar = tqdm(range(1, config.steps + 1), desc="slimmable", disable=not progress, dynamic_ncols=True)
+    generator.train()
+    discriminator.train()
+    for step in bar:
+        inputs, targets = (t.to(device) for t in next(batches))
+        losses = train_step(generator, discriminator, opt_g, opt_d, inputs, targets, config)
+        bar.set_postfix({k: "%.3f" % v for k, v in losses.items()}, refresh=False)
+        if config.eval_every and step % config.eval_every == 0 and step < config.steps:
+            scores = evaluate_widths(generator, test_set, generator.widths, device, limit=config.eval_images)
+            history.append({"step": step, "seconds": round(time.perf_counter() - start, 1), "losses": losses,
+                            "metrics": scores})
+            say("step %d (%d held-out): %s" % (step, min(config.eval_images, len(test_set)), _summary(scores)))
+    bar.close()
+    if config.recalibrate_bn:
+        recalibrate_bn(generator, batches, config.recalibrate_bn, device)
+    train_seconds = time.perf_counter() - start
+
+    metrics = evaluate_widths(generator, test_set, generator.widths, device)
+    eval_seconds = time.perf_counter() - start - train_seconds
+    say("held-out (%d): %s" % (len(test_set), _summary(metrics)))
+    return {
+        "format": FORMAT,
+        "generator": {"arch": generator.arch(), "state_dict": generator.cpu().state_dict()},
+        "discriminator": {"arch": discriminator.arch(), "state_dict": discriminator.cpu().state_dict()},
+        "widths": list(generator.widths),
+        "data": meta,
+        "train": dict(asdict(config), recipe="slimmable", widths=list(generator.widths),
+                      seconds=round(train_seconds, 1), eval_seconds=round(eval_seconds, 1),
+                      train_images=len(train_set), test_images=len(test_set), history=history,
+                      torch=torch.__version__, threads=torch.get_num_threads(), device_name=str(device)),
+        "metrics": {width_key(w): metrics[width_key(w)] for w in generator.widths},
+    }
