@@ -9,6 +9,7 @@ EPILOG = """examples:
   edgegan build --target cpu --checkpoint runs/shoes.pt --widths 0.25,1.0 --out shoes-cpu
   edgegan build --target my-board.toml --force        # your own device profile
   edgegan build --target cpu --json                   # the manifest on stdout
+  edgegan build --target cpu-int8 --calibration photos/ --observer percentile
 """
 
 
@@ -29,6 +30,10 @@ def register(sub):
     p.add_argument("--out", help="bundle directory to write (default: ./edgegan-TARGET)")
     p.add_argument("--widths", type=_widths, help="widths to include, e.g. 0.25,1.0 (default: all trained)")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="default: the profile's")
+    p.add_argument("--calibration", metavar="DIR",
+                   help="int8: a folder of real input images to calibrate on (default: the checkpoint's training data)")
+    p.add_argument("--observer", choices=["minmax", "percentile", "entropy"],
+                   help="int8: how activation ranges are chosen (default: the profile's)")
     p.add_argument("--parity-inputs", type=int, default=8, metavar="N", help="inputs for the parity check (default 8)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle directory")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
@@ -37,7 +42,8 @@ def register(sub):
 
 COLUMNS = [("name", "variant", None), ("width", "width", "{:g}"), ("mmacs", "MMACs", "{:.1f}"),
            ("kparams", "kParams", "{:.1f}"), ("kb", "size KB", "{:.0f}"), ("precision", "precision", None),
-           ("psnr", "parity dB", "{:.1f}"), ("max_abs", "max-abs", "{:.1e}"), ("quality", "PSNR (held-out)", "{:.2f}")]
+           ("psnr", "parity dB", "{:.1f}"), ("max_abs", "max-abs", "{:.1e}"), ("quality", "PSNR (held-out)", "{:.2f}"),
+           ("kept", "int8 layers kept float", None)]
 
 
 def run(args):
@@ -45,13 +51,14 @@ def run(args):
 
     out, manifest = build_bundle(args.target, checkpoint=args.checkpoint, out=args.out, widths=args.widths,
                                  precision=args.precision, force=args.force, n_parity_inputs=args.parity_inputs,
-                                 progress=not args.json)
+                                 progress=not args.json, calibration=args.calibration, observer=args.observer)
     if args.json:
         emit_json({"bundle": out, "manifest": manifest})
         return 0
     rows = [{"name": v["name"], "width": v["width"], "mmacs": v["macs"] / 1e6, "kparams": v["params"] / 1e3,
              "kb": v["size_bytes"] / 1024.0, "precision": v["precision"], "psnr": v["parity"]["psnr_db"],
-             "max_abs": v["parity"]["max_abs"], "quality": v.get("quality", {}).get("psnr")}
+             "max_abs": v["parity"]["max_abs"], "quality": v.get("quality", {}).get("psnr"),
+             "kept": len(v["int8"]["kept_float"]) if "int8" in v else None}
             for v in manifest["variants"]]
     print(format_table(rows, COLUMNS))
     print("\nwrote %s (target %s, %d variants)" % (out, manifest["target"], len(rows)))

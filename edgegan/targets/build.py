@@ -16,7 +16,8 @@ from ..errors import TargetError
 from ..runtime.bundle import FORMAT, BundleWriter, sha256_file
 from ..subnet import SubnetConfig, cost, extract
 from . import onnx as onnx_compiler
-from .profiles import load_profile
+from ..calibrate import calibration_set
+from .profiles import load_profile, parity_threshold
 from .registry import get_compiler
 from .rewrites import apply_padding_policy
 
@@ -58,8 +59,12 @@ def _io_spec(data, size):
 
 
 def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None, force=False,
-                 n_parity_inputs=8, progress=True):
-    """Build a bundle for ``target``; returns ``(bundle_dir, manifest)``."""
+                 n_parity_inputs=8, progress=True, calibration=None, observer=None):
+    """Build a bundle for ``target``; returns ``(bundle_dir, manifest)``.
+
+    ``calibration``: for ``int8``, a folder of real input images (default: the checkpoint's training
+    data); ``observer`` overrides the profile's ``[calibrate] observer``.
+    """
     profile = load_profile(target)
     compiler = get_compiler(profile["compiler"])
     precision = precision or profile["build"]["precision"]
@@ -77,8 +82,14 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
     export = profile["export"]
     data_range = output_spec["range"][1] - output_spec["range"][0]
     inputs = onnx_compiler.parity_inputs(shape, input_spec["range"], n=n_parity_inputs)
-    min_psnr = float(profile["parity"]["min_psnr_db"])
     metrics = ckpt.get("metrics", {})
+    calib = None
+    if precision == "int8":
+        if observer:
+            profile["calibrate"]["observer"] = observer
+        calib = calibration_set(data, input_spec, source=calibration, n=profile["calibrate"]["samples"],
+                                n_held_out=profile["calibrate"]["held_out"])
+        calib.output_range = data_range
 
     with BundleWriter(out, force=force) as writer:
         variants = []
@@ -88,8 +99,9 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
             apply_padding_policy(sub, export["padding"])
             filename = config.name + compiler.extension
             path = os.path.join(writer.path, filename)
-            compiler.compile(sub, shape, path, profile, precision)
+            extra = compiler.compile(sub, shape, path, profile, precision, calibration=calib) or {}
             parity = compiler.parity(path, sub, inputs, data_range, profile, precision)
+            min_psnr = parity_threshold(profile, parity.get("measured_precision", precision))
             if parity["psnr_db"] < min_psnr:
                 raise TargetError("%s: parity %.1f dB (%s) is below the profile's %.1f dB; the compiled artifact "
                                   "does not compute the model's function" % (config.name, parity["psnr_db"],
@@ -98,6 +110,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
                        "format": compiler.extension.lstrip("."), "precision": precision, "parity": parity,
                        "size_bytes": os.path.getsize(path)}
             variant.update(cost(sub, shape))
+            variant.update(extra)
             if precision == "fp16":
                 variant["parity_fp16_emulated"] = onnx_compiler.measure_fp16_emulation(sub, inputs, data_range)
             if config.name in metrics:

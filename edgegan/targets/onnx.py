@@ -6,12 +6,15 @@ opset of the written file is verified against the profile either way.
 """
 
 import io
+import os
+import tempfile
 import warnings
 
 import numpy as np
 import onnx
 import torch
 
+from ..calibrate import quality_gate, quantizable_nodes, quantize_qdq, tensor_ranges
 from ..errors import TargetError
 from .registry import Compiler, register_compiler
 
@@ -78,7 +81,7 @@ def psnr(reference, test, data_range):
     mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(test, np.float64)) ** 2))
     if mse == 0.0:
         return PSNR_CAP_DB
-    return min(PSNR_CAP_DB, 10.0 * np.log10(data_range ** 2 / mse))
+    return float(min(PSNR_CAP_DB, 10.0 * np.log10(data_range ** 2 / mse)))
 
 
 def parity_inputs(input_shape, value_range, n=8, seed=0):
@@ -95,21 +98,22 @@ def parity_inputs(input_shape, value_range, n=8, seed=0):
     return out
 
 
-@torch.no_grad()
-def measure_parity(path, module, inputs, data_range, threads=1):
-    """PSNR and max-abs error of the ONNX file under onnxruntime against ``module`` on ``inputs``."""
+def _session(path, threads=1):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
-    session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    refs, outs = [], []
-    for x in inputs:
-        refs.append(module(torch.from_numpy(x)).numpy())
-        outs.append(session.run(None, {INPUT_NAME: x})[0])
-    ref, out = np.stack(refs), np.stack(outs)
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+@torch.no_grad()
+def measure_parity(path, module, inputs, data_range, measured_precision="fp32"):
+    """PSNR and max-abs error of the ONNX file under onnxruntime against ``module`` on ``inputs``."""
+    session = _session(path)
+    ref = np.stack([module(torch.from_numpy(x)).numpy() for x in inputs])
+    out = np.stack([session.run(None, {INPUT_NAME: x})[0] for x in inputs])
     return {"psnr_db": round(psnr(ref, out, data_range), 2), "max_abs": float(np.max(np.abs(ref - out))),
-            "n_inputs": len(inputs), "backend": "onnxruntime", "measured_precision": "fp32"}
+            "n_inputs": len(inputs), "backend": "onnxruntime", "measured_precision": measured_precision}
 
 
 @torch.no_grad()
@@ -135,9 +139,51 @@ class OnnxCompiler(Compiler):
     extension = ".onnx"
     bundle_backend = "onnxruntime"
 
-    def compile(self, module, input_shape, path, profile, precision):
+    def compile(self, module, input_shape, path, profile, precision, calibration=None):
         export = profile["export"]
-        compile_onnx(module, input_shape, path, export["opset"], export["forbid_ops"])
+        if precision != "int8":
+            compile_onnx(module, input_shape, path, export["opset"], export["forbid_ops"])
+            return {}
+        if calibration is None:
+            raise TargetError("int8 needs calibration data (edgegan.calibrate.CalibrationSet)")
+        with tempfile.TemporaryDirectory(prefix="edgegan-int8-") as tmp:
+            fp32 = os.path.join(tmp, "fp32.onnx")
+            compile_onnx(module, input_shape, fp32, export["opset"], export["forbid_ops"])
+            report = quantize_with_gate(module, fp32, tmp, calibration, profile)
+            gated = report.pop("path")
+            check(onnx.load(gated), export["opset"], export["forbid_ops"])
+            os.replace(gated, path)
+            self.after_int8(path, tensor_ranges(os.path.join(tmp, "calibration.json")), profile)
+        return {"int8": report}
+
+    def after_int8(self, path, ranges, profile):
+        """Hook for targets that need the calibrated tensor ranges too (TensorRT writes a cache)."""
 
     def parity(self, path, module, inputs, data_range, profile, precision):
-        return measure_parity(path, module, inputs, data_range)
+        return measure_parity(path, module, inputs, data_range, "int8" if precision == "int8" else "fp32")
+
+
+@torch.no_grad()
+def quantize_with_gate(module, fp32_path, workdir, calibration, profile):
+    """Q/DQ-quantize ``fp32_path`` through the quality gate; returns the gate's report (``path``: the
+    accepted model, inside ``workdir``)."""
+    cal = profile["calibrate"]
+    cache = os.path.join(workdir, "calibration.json")
+    refs = np.stack([module(torch.from_numpy(x)).numpy() for x in calibration.held_out])
+    attempts = []
+
+    def quantize(kept_float):
+        out = os.path.join(workdir, "int8-%d.onnx" % len(attempts))
+        attempts.append(out)
+        return quantize_qdq(fp32_path, out, calibration, INPUT_NAME, cal["observer"], kept_float,
+                            cal["activation"], cache_path=cache)
+
+    def evaluate(path):
+        session = _session(path)
+        outs = np.stack([session.run(None, {INPUT_NAME: x})[0] for x in calibration.held_out])
+        return psnr(refs, outs, calibration.output_range)
+
+    report = quality_gate(quantize, evaluate, quantizable_nodes(fp32_path), float(cal["min_psnr_db"]))
+    report.update({"observer": cal["observer"], "activation": cal["activation"],
+                   "calibration": calibration.describe()})
+    return report

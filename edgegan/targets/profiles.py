@@ -12,6 +12,7 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib
 
+from ..calibrate.quantize import ACTIVATIONS, OBSERVERS
 from ..errors import TargetError
 from .registry import get_compiler
 
@@ -73,7 +74,24 @@ def validate_profile(profile, where):
     runtime.setdefault("threads", 0)
     parity = profile.setdefault("parity", {})
     parity.setdefault("min_psnr_db", 40.0)
-    _require(isinstance(parity["min_psnr_db"], (int, float)), where, "[parity] min_psnr_db must be a number")
+    parity.setdefault("min_psnr_db_fp16", 35.0)
+    calibrate = profile.setdefault("calibrate", {})
+    calibrate.setdefault("observer", "entropy")
+    calibrate.setdefault("activation", "int8")
+    calibrate.setdefault("min_psnr_db", 30.0)
+    calibrate.setdefault("samples", 64)
+    calibrate.setdefault("held_out", 16)
+    for key, value in (("[parity] min_psnr_db", parity["min_psnr_db"]),
+                       ("[parity] min_psnr_db_fp16", parity["min_psnr_db_fp16"]),
+                       ("[calibrate] min_psnr_db", calibrate["min_psnr_db"])):
+        _require(isinstance(value, (int, float)), where, "%s must be a number, got %r" % (key, value))
+    _require(calibrate["observer"] in OBSERVERS, where, "[calibrate] observer must be one of %s, got %r"
+             % (list(OBSERVERS), calibrate["observer"]))
+    _require(calibrate["activation"] in ACTIVATIONS, where, "[calibrate] activation must be one of %s, got %r"
+             % (list(ACTIVATIONS), calibrate["activation"]))
+    for key in ("samples", "held_out"):
+        _require(isinstance(calibrate[key], int) and calibrate[key] >= 1, where,
+                 "[calibrate] %s must be a positive integer" % key)
     policy = profile.setdefault("policy", {})
     policy.setdefault("default", 1.0)
     modes = policy.setdefault("modes", {})
@@ -85,6 +103,15 @@ def validate_profile(profile, where):
         _require(isinstance(trt.get("version"), str), where, "[tensorrt] needs a `version` string such as \"8.2\"")
         trt.setdefault("workspace_mib", 1024)
     return profile
+
+
+def parity_threshold(profile, precision):
+    """The PSNR (dB) an artifact measured at ``precision`` must reach against the PyTorch fp32 network."""
+    if precision == "int8":
+        return float(profile["calibrate"]["min_psnr_db"])
+    if precision == "fp16":
+        return float(profile["parity"]["min_psnr_db_fp16"])
+    return float(profile["parity"]["min_psnr_db"])
 
 
 def load_profile(target):

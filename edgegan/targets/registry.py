@@ -42,8 +42,13 @@ class Compiler(object):
     extension = None
     bundle_backend = None
 
-    def compile(self, module, input_shape, path, profile, precision):
-        """Write the artifact for ``module`` (a static sub-network, eval mode) to ``path``."""
+    def compile(self, module, input_shape, path, profile, precision, calibration=None):
+        """Write the artifact for ``module`` (a static sub-network, eval mode) to ``path``.
+
+        ``calibration`` (an ``edgegan.calibrate.CalibrationSet``) is given when ``precision`` is
+        ``int8``. Returns a dict of extra variant fields for the manifest (may be empty), e.g. what
+        the INT8 quality gate kept in higher precision.
+        """
         raise NotImplementedError
 
     def parity(self, path, module, inputs, data_range, profile, precision):

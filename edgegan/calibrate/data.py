@@ -1,0 +1,111 @@
+"""Calibration sets: real, model-ready inputs for INT8 post-training calibration.
+
+Inputs come from the model's own training data (``fmnist-shoes``) or from a folder of real images
+(photos become edge maps with the checkpoint's edge parameters when the model takes edges). A set is
+split into calibration inputs and held-out inputs, which the quality gate uses to compare the INT8
+artifact with fp32 on data the calibration never saw.
+"""
+
+import os
+
+import numpy as np
+
+from ..errors import DatasetError
+
+
+class CalibrationSet(object):
+    """``inputs`` (calibration) and ``held_out`` (gate) lists of float32 NCHW arrays, batch 1.
+
+    ``output_range``: the width of the model's output value range (2.0 for tanh images), the peak
+    for PSNR.
+    """
+
+    def __init__(self, inputs, held_out, source, output_range=2.0):
+        if not inputs or not held_out:
+            raise DatasetError("a calibration set needs at least one calibration and one held-out input "
+                               "(got %d and %d); give more images" % (len(inputs), len(held_out)))
+        self.inputs = [np.ascontiguousarray(x, dtype=np.float32) for x in inputs]
+        self.held_out = [np.ascontiguousarray(x, dtype=np.float32) for x in held_out]
+        self.source = source
+        self.output_range = float(output_range)
+
+    def __len__(self):
+        return len(self.inputs)
+
+    def representative_dataset(self, layout="NHWC"):
+        """A generator function yielding ``[array]`` per calibration input (TFLite's convention)."""
+        def generate():
+            for x in self.inputs:
+                yield [x.transpose(0, 2, 3, 1).copy() if layout == "NHWC" else x]
+        return generate
+
+    def reader(self, input_name):
+        """An onnxruntime ``CalibrationDataReader`` over the calibration inputs."""
+        from onnxruntime.quantization import CalibrationDataReader
+
+        inputs = self.inputs
+
+        class _Reader(CalibrationDataReader):
+            def __init__(self):
+                self._it = iter(inputs)
+
+            def get_next(self):
+                x = next(self._it, None)
+                return None if x is None else {input_name: x}
+
+            def rewind(self):
+                self._it = iter(inputs)
+
+        return _Reader()
+
+    def describe(self):
+        return {"source": self.source, "n_calibration": len(self.inputs), "n_held_out": len(self.held_out)}
+
+
+def _from_training_data(data, n, n_held_out, seed):
+    from ..train.data import FashionMnistShoes
+
+    if data.get("name") != FashionMnistShoes.name:
+        raise DatasetError("this checkpoint was trained on %r, which edgegan cannot reload by name; pass "
+                           "--calibration DIR with real input images" % data.get("name"))
+    rng = np.random.default_rng(seed)
+
+    def pick(split, count):
+        ds = FashionMnistShoes(split, size=int(data["size"]), edges=data.get("edges"))
+        idx = rng.choice(len(ds), size=min(count, len(ds)), replace=False)
+        return [ds[int(i)][0].numpy()[None] for i in idx]
+
+    return CalibrationSet(pick("train", n), pick("test", n_held_out), "fmnist-shoes (train / test splits)")
+
+
+def _from_folder(folder, data, input_spec, n, n_held_out, seed):
+    from ..runtime.edges import edges_from_image
+    from ..runtime.imageio import image_to_tensor, list_images, read_image, resize
+
+    files = list_images(folder)
+    rng = np.random.default_rng(seed)
+    files = [files[i] for i in rng.permutation(len(files))]
+    edges = data.get("edges") if input_spec.get("content") == "edges" else None
+    arrays = []
+    for path in files[:n + n_held_out]:
+        image = read_image(path)
+        if edges:
+            image = edges_from_image(resize(image, int(data["size"]), int(data["size"])), **edges)
+        arrays.append(image_to_tensor(image, input_spec))
+    if len(arrays) < 2:
+        raise DatasetError("%s holds %d usable image(s); calibration needs at least 2" % (folder, len(arrays)))
+    held = max(1, min(n_held_out, len(arrays) // 4))
+    return CalibrationSet(arrays[held:], arrays[:held], "folder %s" % os.path.abspath(folder))
+
+
+def calibration_set(data, input_spec, source=None, n=64, n_held_out=16, seed=0):
+    """A ``CalibrationSet`` for a checkpoint's ``data`` entry and the bundle's ``input_spec``.
+
+    ``source``: ``None`` for the checkpoint's own training data, or a folder of images (photos are
+    turned into edge maps when the model takes edges).
+    """
+    if source is None:
+        return _from_training_data(data, n, n_held_out, seed)
+    if not os.path.isdir(source):
+        raise DatasetError("no calibration folder at %s; pass a directory of images" % source)
+    return _from_folder(source, data, input_spec, n, n_held_out, seed)
