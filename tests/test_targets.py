@@ -202,3 +202,28 @@ def test_cli_targets_lists_profiles(capsys):
     assert "jetson-nano" in out and "cpu" in out
     assert main(["targets", "--json"]) == 0
     assert {p["name"] for p in json.loads(capsys.readouterr().out)} >= {"cpu", "jetson-nano"}
+
+
+def test_cpu_int8_bundle_passes_the_gate_and_compares_with_fp32(tiny_checkpoint, tmp_path, capsys):
+    import cv2
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        cv2.imwrite(str(photos / ("%02d.png" % i)), rng.integers(0, 256, (40, 40), dtype=np.uint8))
+    fp32, int8 = str(tmp_path / "fp32"), str(tmp_path / "int8")
+    assert main(["build", "--target", "cpu", "--checkpoint", tiny_checkpoint, "--out", fp32, "--widths", "1.0"]) == 0
+    assert main(["build", "--target", "cpu-int8", "--checkpoint", tiny_checkpoint, "--out", int8, "--widths", "1.0",
+                 "--calibration", str(photos), "--json"]) == 0
+    capsys.readouterr()
+    manifest = json.load(open(os.path.join(int8, "manifest.json")))
+    (v,) = manifest["variants"]
+    assert v["precision"] == "int8" and v["int8"]["psnr_db"] >= 30.0 and v["parity"]["psnr_db"] >= 30.0
+    assert v["int8"]["calibration"]["source"].startswith("folder")
+    ops = {n.op_type for n in onnx.load(os.path.join(int8, v["file"])).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert main(["bench", fp32, "--compare", int8, "--warmup", "1", "--warmup-s", "0", "--runs", "3", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert [(r["target"], r["precision"]) for r in rows] == [("cpu", "fp32"), ("cpu-int8", "int8")]
+    assert all(r["fps"] > 0 and r["size_mb"] > 0 for r in rows)

@@ -14,6 +14,7 @@ EPILOG = """examples:
   edgegan bench edgegan-cpu --variant w1 --variant 0.25   # some variants (by name or width)
   edgegan bench edgegan-cpu --runs 1000 --threads 1
   edgegan bench edgegan-cpu --json > bench.json           # machine-readable, with the environment
+  edgegan bench edgegan-cpu --compare edgegan-cpu-int8 edgegan-android   # one table across targets/precisions
 
 protocol: batch 1; warm-up of at least --warmup runs and --warmup-s seconds (discarded) before each
 variant; then --runs timed runs, each synchronised. FPS = frames / wall time of the timed window.
@@ -39,6 +40,9 @@ def register(sub):
     p.add_argument("--runs", type=int, default=100, metavar="N", help="timed runs per variant (default 100)")
     p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: the backend's)")
     p.add_argument("--backend", metavar="NAME", help="inference backend (default: the bundle's)")
+    p.add_argument("--compare", nargs="+", metavar="BUNDLE",
+                   help="more bundles to measure side by side with BUNDLE: one table of target/precision x size, "
+                        "latency, FPS and PSNR vs fp32 (default variant of each unless --variant is given)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=run)
 
@@ -113,11 +117,66 @@ def _print_report(result):
         ", power mode %s (%s)" % (mode["name"], mode["id"]) if mode else ""))
 
 
+COMPARE_COLUMNS = [("target", "target", None), ("precision", "precision", None), ("format", "format", None),
+                   ("variant", "variant", None), ("size_mb", "size MB", "{:.2f}"), ("median_ms", "median ms", "{:.3f}"),
+                   ("p90_ms", "p90 ms", "{:.3f}"), ("fps", "FPS", "{:.1f}"), ("parity_psnr_db", "PSNR vs fp32 dB", "{:.1f}"),
+                   ("note", "note", None)]
+
+
+def compare(paths, variant_names, warmup, warmup_s, runs, threads):
+    """One row per bundle × variant: artifact size, latency, FPS and PSNR against the fp32 PyTorch network.
+
+    A bundle whose backend cannot run here (e.g. Core ML off macOS) gets a row saying why.
+    """
+    import os
+
+    from ..runtime import Runtime, load_bundle
+    from ..runtime.fps import measure
+
+    rows = []
+    for path in _progress(paths, "compare"):
+        bundle = load_bundle(path)
+        names = [bundle.variant(n)["name"] for n in (variant_names or [None])]
+        base = {"bundle": bundle.path, "target": bundle.manifest.get("target")}
+        try:
+            runtime = Runtime(bundle, threads=threads)
+        except EdgeganError as e:
+            for name in names:
+                v = bundle.variant(name)
+                rows.append(dict(base, variant=name, precision=v.get("precision"), format=v.get("format"),
+                                 size_mb=os.path.getsize(bundle.artifact_path(v)) / 1e6,
+                                 parity_psnr_db=(v.get("parity") or {}).get("psnr_db"),
+                                 note="not run: %s" % str(e).split(";")[0]))
+            continue
+        with runtime:
+            x = sample_input(bundle.input)
+            for name in names:
+                runtime.set_variant(name)
+                v = runtime.variant_info
+                row = dict(base, variant=name, precision=v.get("precision"), format=v.get("format"),
+                           size_mb=os.path.getsize(bundle.artifact_path(v)) / 1e6,
+                           parity_psnr_db=(v.get("parity") or {}).get("psnr_db"), note=runtime.backend_name)
+                row.update(measure(lambda: runtime(x), warmup=warmup, warmup_s=warmup_s, runs=runs,
+                                   sync=runtime.sync))
+                rows.append(row)
+    return rows
+
+
 def run(args):
     from ..runtime import Runtime
     from ..runtime.fps import environment
 
     _check_protocol(args)
+    if args.compare:
+        rows = compare([args.bundle] + args.compare, args.variant, args.warmup, args.warmup_s, args.runs,
+                       args.threads)
+        result = {"protocol": {"batch": 1, "warmup": args.warmup, "warmup_s": args.warmup_s, "runs": args.runs},
+                  "threads": args.threads, "results": rows, "environment": environment(threads=args.threads)}
+        if args.json:
+            emit_json(result)
+        else:
+            print(format_table(rows, COMPARE_COLUMNS))
+        return 0
     with Runtime(args.bundle, backend=args.backend, threads=args.threads) as rt:
         variants = []
         for name in args.variant or rt.variants:
