@@ -97,7 +97,7 @@ def test_gate_orders_layers_by_measured_sensitivity():
 def test_trt_calibration_cache_format(tmp_path):
     path = write_trt_cache(str(tmp_path / "calib.cache"), {"input": (-1.0, 1.0), "conv_out": (-0.5, 2.54)}, "8.5.2")
     lines = open(path).read().splitlines()
-    assert lines[0] == "TRT-8502-EntropyCalibration2" and trt_version_number("10.3") == 10300
+    assert lines[0] == "TRT-8502-EntropyCalibration2" and trt_version_number("10.3") == 100300 and trt_version_number("8.2.1") == 8201
     scales = {k: struct.unpack(">f", bytes.fromhex(v.strip()))[0] for k, v in (l.split(":") for l in lines[1:])}
     assert scales["input"] == pytest.approx(1 / 127.0) and scales["conv_out"] == pytest.approx(2.54 / 127.0)
 

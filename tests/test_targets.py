@@ -128,7 +128,8 @@ def test_build_jetson_nano_bundle(tiny_checkpoint, tmp_path):
     assert macs == sorted(macs)
     assert manifest["variants"][1]["quality"] == {"psnr": 12.5}
     steps = manifest["device_steps"]["engines"]
-    assert steps[0]["trtexec"] == ("trtexec --onnx=w0.25.onnx --saveEngine=w0.25.fp16.engine --fp16 --workspace=1024")
+    assert steps[0]["trtexec"] == ("trtexec --onnx=w0.25.onnx --saveEngine=w0.25.fp16.engine --fp16 --workspace=1024 "
+                                   "--timingCacheFile=tensorrt.timing.cache --buildOnly")
     script = open(os.path.join(out, "build_engines.sh")).read()
     assert all(s["trtexec"] in script for s in steps)
     assert manifest["policy"] == {"default": "w1", "modes": {"0": "w1", "1": "w0.5"}}

@@ -76,6 +76,8 @@ def quantize_qdq(fp32_path, out_path, calibration, input_name="input", observer=
         raise TargetError("activation must be one of %s, got %r" % (ACTIVATIONS, activation))
     symmetric = activation == "int8"
     extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
+    if symmetric:  # the form TensorRT's explicit quantization parses: float weights behind Q/DQ, float bias
+        extra.update({"QuantizeBias": False, "AddQDQPairToWeight": True, "DedicatedQDQPair": True})
     if observer == "percentile":
         extra["CalibPercentile"] = 99.99
     with _quiet():
@@ -122,9 +124,10 @@ def _scalar(value):
 
 
 def trt_version_number(version):
-    """TensorRT's integer version as written in calibration caches: "8.2.1" → 8201."""
-    parts = [int(p) for p in (version.split(".") + ["0", "0"])[:3]]
-    return parts[0] * 1000 + parts[1] * 100 + parts[2]
+    """TensorRT's integer version as written in calibration caches: "8.2.1" → 8201, "10.3" → 100300
+    (TensorRT 10 widened the major field)."""
+    major, minor, patch = [int(p) for p in (version.split(".") + ["0", "0"])[:3]]
+    return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
 
 
 def write_trt_cache(path, ranges, trt_version, algorithm="EntropyCalibration2"):

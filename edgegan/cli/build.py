@@ -64,6 +64,8 @@ def run(args):
     print("\nwrote %s (target %s, %d variants)" % (out, manifest["target"], len(rows)))
     steps = manifest.get("device_steps")
     if steps:
-        print("TensorRT %s engines are built on the device: copy the bundle there and run %s/%s"
-              % (steps["tensorrt_version"], out, steps["script"]))
+        print("TensorRT %s engines are built on the device: copy the bundle there and run\n"
+              "  python3 %s/%s      (records the engines in the manifest for the runtime)\n"
+              "or the same builds as trtexec lines: sh %s/%s"
+              % (steps["tensorrt_version"], out, steps["builder"], out, steps["script"]))
     return 0

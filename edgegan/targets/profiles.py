@@ -98,10 +98,16 @@ def validate_profile(profile, where):
     for mode, width in list(modes.items()) + [("default", policy["default"])]:
         _require(isinstance(width, (int, float)) and 0 < width <= 1, where,
                  "[policy] mode %s: width must be in (0, 1], got %r" % (mode, width))
+    if profile["compiler"] == "coreml":
+        from .coreml import validate_section
+
+        coreml = profile.setdefault("coreml", {})
+        for problem in validate_section(coreml):
+            _require(False, where, "[coreml] %s" % problem)
     if profile["compiler"] == "tensorrt":
-        trt = profile.setdefault("tensorrt", {})
-        _require(isinstance(trt.get("version"), str), where, "[tensorrt] needs a `version` string such as \"8.2\"")
-        trt.setdefault("workspace_mib", 1024)
+        from .trt_checks import validate_tensorrt_section  # [tensorrt] version, workspace, DLA; opset vs parser
+
+        validate_tensorrt_section(profile, where)
     return profile
 
 
