@@ -4,6 +4,7 @@ Torch-free: runs on the device with numpy and the bundle's backend.
 """
 
 import argparse
+import json
 import sys
 
 from ..errors import EdgeganError
@@ -15,6 +16,7 @@ EPILOG = """examples:
   edgegan bench edgegan-cpu --runs 1000 --threads 1
   edgegan bench edgegan-cpu --json > bench.json           # machine-readable, with the environment
   edgegan bench edgegan-cpu --compare edgegan-cpu-int8 edgegan-android   # one table across targets/precisions
+  edgegan bench edgegan-cpu --policy --power-source file:/tmp/mode --duration 20   # live power-aware switching
 
 protocol: batch 1; warm-up of at least --warmup runs and --warmup-s seconds (discarded) before each
 variant; then --runs timed runs, each synchronised. FPS = frames / wall time of the timed window.
@@ -38,11 +40,30 @@ def register(sub):
     p.add_argument("--warmup", type=int, default=100, metavar="N", help="warm-up runs, at least (default 100)")
     p.add_argument("--warmup-s", type=float, default=2.0, metavar="S", help="warm-up seconds, at least (default 2)")
     p.add_argument("--runs", type=int, default=100, metavar="N", help="timed runs per variant (default 100)")
+    p.add_argument("--sustained", type=float, metavar="S",
+                   help="sustained mode: run each variant S seconds back to back (instead of --runs) and compare the "
+                        "FPS of the first and last --window-s seconds; a drop below 90%% is flagged as throttling")
+    p.add_argument("--window-s", type=float, default=60.0, metavar="S",
+                   help="sustained mode: first/last window (default 60 s)")
     p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: the backend's)")
     p.add_argument("--backend", metavar="NAME", help="inference backend (default: the bundle's)")
     p.add_argument("--compare", nargs="+", metavar="BUNDLE",
                    help="more bundles to measure side by side with BUNDLE: one table of target/precision x size, "
                         "latency, FPS and PSNR vs fp32 (default variant of each unless --variant is given)")
+    p.add_argument("--providers", metavar="P,P",
+                   help="backend providers/options, e.g. cuda (onnxruntime) or cuda,fp16,cuda-graphs (torch)")
+    live = p.add_argument_group("power-aware run (--policy)")
+    live.add_argument("--policy", action="store_true",
+                      help="stream frames for --duration seconds while the bundle's policy switches variants live "
+                           "from --power-source; prints every switch with its cost")
+    live.add_argument("--power-source", metavar="SPEC",
+                      help="auto (default), jetson, linux, psutil, file:PATH (a script rewrites it), manual:MODE")
+    live.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds of frames (default 10)")
+    live.add_argument("--interval", type=float, default=0.5, metavar="S",
+                      help="re-evaluate the policy every S seconds in the background (default 0.5)")
+    live.add_argument("--per-frame", action="store_true", help="re-evaluate the policy before every frame instead")
+    live.add_argument("--target-fps", type=float, metavar="FPS",
+                      help="override the policy's target FPS (needs the FPS table of `edgegan profile --write-table`)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=run)
 
@@ -54,6 +75,8 @@ def _check_protocol(args):
         raise EdgeganError("--warmup and --warmup-s cannot be negative")
     if args.threads is not None and args.threads < 1:
         raise EdgeganError("--threads must be at least 1")
+    if args.sustained is not None and not (args.sustained > 0 and args.window_s > 0):
+        raise EdgeganError("--sustained and --window-s must be positive")
 
 
 def _progress(items, desc):
@@ -73,9 +96,17 @@ def sample_input(spec, seed=0):
     return np.random.RandomState(seed).uniform(low, high, spec["shape"]).astype(spec["dtype"])
 
 
-def bench(runtime, variants, warmup, warmup_s, runs):
-    """Measure ``variants`` (names) of ``runtime``; returns (rows, switches)."""
-    from ..runtime.fps import measure, measure_switch
+def _probe():
+    from ..runtime.fps import _clocks_mhz, temperatures
+
+    return {"temperatures_c": temperatures(), "clocks_mhz": _clocks_mhz()}
+
+
+def bench(runtime, variants, warmup, warmup_s, runs, sustained_s=None, window_s=60.0):
+    """Measure ``variants`` (names) of ``runtime``; returns (rows, switches).
+
+    With ``sustained_s``, each variant runs that long back to back (``measure_sustained``)."""
+    from ..runtime.fps import measure, measure_sustained, measure_switch
 
     x = sample_input(runtime.bundle.input)
     rows = []
@@ -84,7 +115,14 @@ def bench(runtime, variants, warmup, warmup_s, runs):
         info = runtime.variant_info
         row = {"variant": name, "width": info.get("width"), "macs": info.get("macs"), "params": info.get("params"),
                "precision": info.get("precision"), "parity_psnr_db": (info.get("parity") or {}).get("psnr_db")}
-        row.update(measure(lambda: runtime(x), warmup=warmup, warmup_s=warmup_s, runs=runs, sync=runtime.sync))
+        if sustained_s:
+            row.update(measure_sustained(lambda: runtime(x), duration_s=sustained_s, window_s=window_s, warmup=warmup,
+                                         warmup_s=warmup_s, sync=runtime.sync, probe=_probe))
+            rows.append(row)
+            continue
+        timer = getattr(runtime.backend, "event_timer", lambda: None)()  # CUDA events on a GPU backend
+        row.update(measure(lambda: runtime(x), warmup=warmup, warmup_s=warmup_s, runs=runs, sync=runtime.sync,
+                           timer=timer))
         rows.append(row)
     switches = []
     if len(variants) > 1:
@@ -104,6 +142,18 @@ def _print_report(result):
     print("batch 1, warm-up >= %d runs and >= %g s per variant, %d timed runs\n"
           % (p["warmup"], p["warmup_s"], p["runs"]))
     print(format_table(rows, COLUMNS))
+    for r in result["results"]:
+        t = r.get("throttling")
+        if t:
+            if t.get("clock_ratio") is not None or t.get("temp_rise_c") is not None:
+                seen = "clocks x%s, hottest zone %s" % (
+                    "-" if t.get("clock_ratio") is None else "%.3f" % t["clock_ratio"],
+                    "-" if t.get("temp_rise_c") is None else "%+.1f C" % t["temp_rise_c"])
+            else:
+                seen = "no clock or temperature readings here, so contention cannot be told apart"
+            print("%s sustained %g s: first %g s %.1f FPS, last %g s %.1f FPS (x%.3f): %s (%s)" % (
+                r["variant"], r["duration_s"], r["window_s"], t["first_fps"], r["window_s"], t["last_fps"],
+                t["ratio"], "FPS DROP: throttling?" if t["throttled"] else "no throttling", seen))
     for s in result["switch"]:
         print("switch %s -> %s: %.4f ms (max %.4f ms); first inference after it %.3f ms (max %.3f ms)"
               % (s["from"], s["to"], s["switch_ms"], s["switch_max_ms"], s["first_inference_ms"],
@@ -162,11 +212,76 @@ def compare(paths, variant_names, warmup, warmup_s, runs, threads):
     return rows
 
 
+SWITCH_COLUMNS = [("t_s", "t s", "{:.2f}"), ("frame", "frame", None), ("from", "from", None), ("to", "to", None),
+                  ("switch_ms", "switch ms", "{:.4f}"), ("first_frame_ms", "1st frame ms", "{:.3f}"),
+                  ("why", "why", None)]
+
+
+def live(args, providers):
+    """``--policy``: frames through the runtime while a ``PolicyMonitor`` switches variants from a power source."""
+    import time
+
+    from ..runtime import Runtime
+    from ..runtime.fps import environment, warm_up
+    from ..runtime.policy import Policy, PolicyMonitor, run_live
+    from ..runtime.power import detect_source
+
+    if args.duration <= 0 or args.interval <= 0:
+        raise EdgeganError("--duration and --interval must be positive")
+    source = detect_source(args.power_source)
+    try:
+        with Runtime(args.bundle, backend=args.backend, threads=args.threads, providers=providers) as rt:
+            policy = Policy.from_bundle(rt, target_fps=args.target_fps)
+            monitor = PolicyMonitor(rt, source, policy, interval_s=args.interval)
+            x = sample_input(rt.bundle.input)
+            for name in rt.variants:  # every variant warm before the stream: switches cost a dict lookup
+                rt.set_variant(name)
+                warm_up(lambda: rt(x), args.warmup, args.warmup_s, rt.sync)
+            start_time = time.time()
+            stream = run_live(rt, monitor, x, duration_s=args.duration, per_frame=args.per_frame)
+            result = {"bundle": rt.bundle.path, "target": rt.manifest.get("target"), "backend": rt.backend_name,
+                      "threads": args.threads, "power_source": source.name, "policy": policy.to_dict(),
+                      "fps_table": bool(policy.fps_table), "per_frame": args.per_frame, "interval_s": args.interval,
+                      "last_state": monitor.last_state.to_dict() if monitor.last_state else None,
+                      "environment": environment(threads=args.threads, backends=[rt.backend_name],
+                                                 power_source=source)}
+            result.update(stream)
+            for entry in result["switches"]:
+                entry["t_s"] = entry["time"] - start_time
+    finally:
+        source.close()
+    if args.json:
+        emit_json(result)
+        return 0
+    print("bundle %s, backend %s, power source %s, policy %s%s" % (
+        result["bundle"], result["backend"], result["power_source"], json.dumps(result["policy"]),
+        " (+ FPS table)" if result["fps_table"] else ""))
+    print("%d frames in %.2f s: %.1f FPS; polled %s %d times%s\n" % (
+        result["frames"], result["wall_s"], result["fps"] or 0.0,
+        "before every frame" if args.per_frame else "every %g s" % args.interval, result["polls"],
+        ", %d failed reads" % result["poll_errors"] if result["poll_errors"] else ""))
+    rows = [dict(v, variant=k) for k, v in sorted(result["variants"].items())]
+    print(format_table(rows, [("variant", "variant", None), ("frames", "frames", None),
+                              ("fps", "FPS while current", "{:.1f}")]))
+    if result["switches"]:
+        print("\n%d switch%s:" % (len(result["switches"]), "" if len(result["switches"]) == 1 else "es"))
+        print(format_table(result["switches"], SWITCH_COLUMNS))
+        costs = sorted(e["switch_ms"] for e in result["switches"])
+        print("switch cost: median %.4f ms, max %.4f ms" % (costs[len(costs) // 2], costs[-1]))
+    else:
+        print("\nno switch (the power state kept the policy's choice: %s)" % (
+            result["last_state"] and monitor.last_reason))
+    return 0
+
+
 def run(args):
     from ..runtime import Runtime
     from ..runtime.fps import environment
 
     _check_protocol(args)
+    providers = [p for p in args.providers.split(",") if p] if args.providers else None
+    if args.policy:
+        return live(args, providers)
     if args.compare:
         rows = compare([args.bundle] + args.compare, args.variant, args.warmup, args.warmup_s, args.runs,
                        args.threads)
@@ -177,18 +292,20 @@ def run(args):
         else:
             print(format_table(rows, COMPARE_COLUMNS))
         return 0
-    with Runtime(args.bundle, backend=args.backend, threads=args.threads) as rt:
+    with Runtime(args.bundle, backend=args.backend, threads=args.threads, providers=providers) as rt:
         variants = []
         for name in args.variant or rt.variants:
             resolved = rt.bundle.variant(name)["name"]
             if resolved not in variants:
                 variants.append(resolved)
-        rows, switches = bench(rt, variants, args.warmup, args.warmup_s, args.runs)
+        rows, switches = bench(rt, variants, args.warmup, args.warmup_s, args.runs, args.sustained, args.window_s)
         result = {"bundle": rt.bundle.path, "target": rt.manifest.get("target"), "backend": rt.backend_name,
                   "providers": getattr(rt.backend, "providers", None), "threads": args.threads,
                   "protocol": {"batch": 1, "warmup": args.warmup, "warmup_s": args.warmup_s, "runs": args.runs},
                   "results": rows, "switch": switches,
                   "environment": environment(threads=args.threads, backends=[rt.backend_name])}
+        if args.sustained:
+            result["protocol"].update({"sustained_s": args.sustained, "window_s": args.window_s})
     if args.json:
         emit_json(result)
     else:

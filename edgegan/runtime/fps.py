@@ -2,14 +2,16 @@
 
 Batch 1; a warm-up of at least ``warmup`` runs *and* ``warmup_s`` seconds, discarded; then
 ``runs`` timed runs, each followed by ``sync()``; mean FPS is frames ÷ wall time of the timed
-window. ``measure_switch`` times a variant switch separately from the first inference after it.
-The clock is a parameter so the statistics can be tested with a fake one.
+window. With a device ``timer`` (CUDA events, ``TorchBackend.event_timer()``) the per-run latency is
+the device's elapsed time between events recorded around the run. ``measure_switch`` times a variant
+switch separately from the first inference after it. ``measure_sustained`` runs for minutes and
+compares the first and last minute's FPS to flag throttling. The clock is a parameter so the
+statistics can be tested with a fake one.
 """
 
 import os
 import platform
 import socket
-import subprocess
 import sys
 import time
 from glob import glob
@@ -18,6 +20,12 @@ import numpy as np
 
 from ..errors import EdgeganError
 from .backends import get_backend
+from .power import root_path
+from .power.jetson import parse_nvpmodel, query_nvpmodel
+from .power.sysfs import read_text as _read
+
+__all__ = ["latency_stats", "warm_up", "measure", "measure_switch", "measure_sustained", "throttling",
+           "environment", "parse_nvpmodel", "power_mode", "temperatures", "online_cpus"]
 
 DEFAULT_WARMUP = 100
 DEFAULT_WARMUP_S = 2.0
@@ -67,24 +75,115 @@ def warm_up(fn, warmup=DEFAULT_WARMUP, warmup_s=DEFAULT_WARMUP_S, sync=None, clo
 
 
 def measure(fn, warmup=DEFAULT_WARMUP, warmup_s=DEFAULT_WARMUP_S, runs=DEFAULT_RUNS, sync=None,
-            clock=time.perf_counter):
+            clock=time.perf_counter, timer=None):
     """Time ``fn()`` (one batch-1 inference) by the FPS protocol; returns ``latency_stats`` plus
-    ``warmup_runs`` and ``warmup_s`` (what the warm-up actually took)."""
+    ``warmup_runs`` and ``warmup_s`` (what the warm-up actually took).
+
+    ``timer``: an optional device timer with ``start()``, ``stop()`` and ``elapsed_s()`` (which waits
+    for the stop event), e.g. CUDA events; the per-run latencies are then device times and
+    ``latency_clock`` says ``"device"``. FPS is always frames ÷ host wall time.
+    """
     if runs < 1:
         raise ValueError("runs must be at least 1")
     warm_runs, warm_s = warm_up(fn, warmup, warmup_s, sync, clock)
     latencies = []
     window_start = clock()
     for _ in range(runs):
+        if timer is not None:
+            timer.start()
+            fn()
+            timer.stop()
+            if sync is not None:
+                sync()
+            latencies.append(timer.elapsed_s())
+        else:
+            t0 = clock()
+            fn()
+            if sync is not None:
+                sync()
+            latencies.append(clock() - t0)
+    stats = latency_stats(latencies, clock() - window_start)
+    stats["warmup_runs"] = warm_runs
+    stats["warmup_s"] = warm_s
+    stats["latency_clock"] = "host" if timer is None else "device"
+    return stats
+
+
+def throttling(first_fps, last_fps, threshold=0.9):
+    """``{"first_fps", "last_fps", "ratio", "threshold", "throttled"}``: throttled when the last window's
+    FPS fell below ``threshold`` × the first's."""
+    ratio = last_fps / first_fps if first_fps > 0 else None
+    return {"first_fps": first_fps, "last_fps": last_fps, "ratio": ratio, "threshold": threshold,
+            "throttled": bool(ratio is not None and ratio < threshold)}
+
+
+def measure_sustained(fn, duration_s=180.0, window_s=60.0, warmup=DEFAULT_WARMUP, warmup_s=DEFAULT_WARMUP_S,
+                      sync=None, clock=time.perf_counter, bucket_s=5.0, threshold=0.9, probe=None):
+    """Sustained mode: after the warm-up, run ``fn`` back to back for ``duration_s`` seconds.
+
+    Returns ``latency_stats`` of every run, ``first`` and ``last`` (stats of the first and last
+    ``window_s`` seconds), ``throttling`` (last vs first FPS, ``throttled`` below ``threshold``),
+    ``series`` (FPS per ``bucket_s`` bucket: ``[{"t_s", "fps"}]``) and, when ``probe`` is given
+    (a function returning a dict, e.g. temperatures and clocks), ``probes`` at the start and end.
+    """
+    if duration_s <= 0 or window_s <= 0:
+        raise ValueError("duration_s and window_s must be positive")
+    window_s = min(window_s, duration_s / 2.0)
+    warm_runs, warm_s = warm_up(fn, warmup, warmup_s, sync, clock)
+    probes = {"start": probe()} if probe is not None else None
+    ends, latencies = [], []
+    start = clock()
+    now = start
+    while now - start < duration_s:
         t0 = clock()
         fn()
         if sync is not None:
             sync()
-        latencies.append(clock() - t0)
-    stats = latency_stats(latencies, clock() - window_start)
-    stats["warmup_runs"] = warm_runs
-    stats["warmup_s"] = warm_s
+        now = clock()
+        latencies.append(now - t0)
+        ends.append(now - start)
+    if probes is not None:
+        probes["end"] = probe()
+    wall = ends[-1]
+    ends = np.asarray(ends)
+    lat = np.asarray(latencies)
+
+    def window(lo, hi):
+        mask = (ends > lo) & (ends <= hi)
+        if not mask.any():
+            return None
+        return latency_stats(lat[mask], hi - lo)
+
+    first, last = window(0.0, window_s), window(wall - window_s, wall)
+    series = []
+    edges = np.linspace(0.0, wall, max(1, int(round(wall / bucket_s))) + 1)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        n = int(((ends > lo) & (ends <= hi)).sum())
+        series.append({"t_s": float(hi), "fps": n / (hi - lo)})
+    stats = latency_stats(lat, wall)
+    stats.update({"warmup_runs": warm_runs, "warmup_s": warm_s, "duration_s": duration_s, "window_s": window_s,
+                  "first": first, "last": last, "series": series,
+                  "throttling": throttling(first["fps"], last["fps"], threshold) if first and last else None})
+    if probes is not None:
+        stats["probes"] = probes
+        if stats["throttling"] is not None:
+            stats["throttling"].update(_probe_change(probes))
     return stats
+
+
+def _probe_change(probes):
+    """``clock_ratio`` (mean clock at the end ÷ at the start) and ``temp_rise_c`` (hottest zone) from
+    sustained-mode probes holding ``clocks_mhz`` / ``temperatures_c``; ``None`` where not recorded."""
+    start, end = probes.get("start") or {}, probes.get("end") or {}
+    change = {"clock_ratio": None, "temp_rise_c": None}
+    c0, c1 = start.get("clocks_mhz") or {}, end.get("clocks_mhz") or {}
+    common = [k for k in c0 if k in c1 and c0[k]]
+    if common:
+        change["clock_ratio"] = sum(c1[k] for k in common) / sum(c0[k] for k in common)
+    t0, t1 = start.get("temperatures_c") or {}, end.get("temperatures_c") or {}
+    if t0 and t1:
+        change["temp_rise_c"] = max(t1.values()) - max(t0.values())
+    return change
 
 
 def measure_switch(runtime, from_variant, to_variant, x, repeats=10, warmup=10, warmup_s=0.0,
@@ -120,35 +219,9 @@ def measure_switch(runtime, from_variant, to_variant, x, repeats=10, warmup=10, 
 
 # -- environment ---------------------------------------------------------------------------------
 
-def _read(path):
-    """Stripped text of a small file, or ``None``."""
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace").replace("\x00", "").strip()
-    except (IOError, OSError):
-        return None
-
-
-def parse_nvpmodel(text):
-    """``{"name": "MAXN", "id": 0}`` from the output of ``nvpmodel -q``, or ``None``."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for n, line in enumerate(lines):
-        if line.startswith("NV Power Mode"):
-            mode = {"name": line.split(":", 1)[1].strip(), "id": None}
-            if n + 1 < len(lines) and lines[n + 1].isdigit():
-                mode["id"] = int(lines[n + 1])
-            return mode
-    return None
-
-
 def power_mode():
     """The Jetson power mode from ``nvpmodel -q``; ``None`` where there is no nvpmodel or it fails."""
-    try:
-        result = subprocess.run(["nvpmodel", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                universal_newlines=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return parse_nvpmodel(result.stdout) if result.returncode == 0 else None
+    return query_nvpmodel()
 
 
 def _cpus_usable():
@@ -172,9 +245,54 @@ def _clocks_mhz():
     return clocks
 
 
-def environment(threads=None, backends=()):
-    """Where a measurement ran: host, platform, Python, CPUs, threads, library versions, and on a
-    Jetson the board model, ``nvpmodel`` power mode and clocks. Never fails on a missing source."""
+def online_cpus(text=None):
+    """CPU ids from a sysfs cpu list such as ``0-3,6`` (default: ``/sys/devices/system/cpu/online``)."""
+    text = _read("/sys/devices/system/cpu/online") if text is None else text
+    cpus = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        try:
+            cpus.extend(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            return []
+    return cpus
+
+
+def temperatures(root="/"):
+    """Degrees Celsius by thermal zone type (``/sys/class/thermal/thermal_zone*``); empty where there are none.
+
+    Zones reporting below -40 °C (switched-off sensors report -256 °C on Orin) are left out."""
+    temps = {}
+    for directory in sorted(glob(root_path(root, "/sys/class/thermal/thermal_zone*"))):
+        name = _read(os.path.join(directory, "type")) or os.path.basename(directory)
+        value = _read(os.path.join(directory, "temp"))
+        try:
+            celsius = int(value) / 1e3
+        except (TypeError, ValueError):
+            continue
+        if celsius > -40:
+            key, n = name, 1
+            while key in temps:
+                n += 1
+                key = "%s#%d" % (name, n)
+            temps[key] = celsius
+    return temps
+
+
+def _governors():
+    found = sorted(set(filter(None, (_read(p) for p in
+                                     glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor")))))
+    return found or None
+
+
+def environment(threads=None, backends=(), power_source=None):
+    """Where a measurement ran: host, platform, Python, CPUs (online, usable), threads, library versions,
+    temperatures, CPU governor, and on a Jetson the board model, ``nvpmodel`` power mode and clocks;
+    ``power``: a reading of ``power_source`` (a ``PowerSource``; default: auto-detected). Never fails on a
+    missing source."""
     versions = {"numpy": np.__version__}
     for name in backends:
         try:
@@ -192,6 +310,22 @@ def environment(threads=None, backends=()):
         "cpus_usable": _cpus_usable(),
         "threads": threads,
         "versions": versions,
+        "cpus_online_count": len(online_cpus()) or None,
         "power_mode": power_mode(),
         "clocks_mhz": _clocks_mhz(),
+        "cpu_governor": _governors(),
+        "temperatures_c": temperatures(),
+        "power": _power_reading(power_source),
     }
+
+
+def _power_reading(source):
+    from .power import detect_source
+
+    try:
+        if source is None:
+            with detect_source(helpers=False) as auto:
+                return auto.read().to_dict()
+        return source.read().to_dict()
+    except Exception as e:  # the environment record never fails
+        return {"source": None, "notes": ["%s: %s" % (type(e).__name__, e)]}

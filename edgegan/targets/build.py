@@ -14,6 +14,7 @@ from .. import __version__
 from ..checkpoint import default_checkpoint, load_generator
 from ..errors import TargetError
 from ..runtime.bundle import FORMAT, BundleWriter, sha256_file
+from ..runtime.policy import manifest_policy
 from ..subnet import SubnetConfig, cost, extract
 from . import onnx as onnx_compiler
 from ..calibrate import calibration_set
@@ -31,19 +32,6 @@ def _parse_widths(widths, trained):
         raise TargetError("width(s) %s were not trained in this checkpoint; it has %s"
                           % (", ".join("%g" % w for w in missing), ", ".join("%g" % w for w in trained)))
     return chosen
-
-
-def _policy(profile, variants):
-    """Map the profile's power modes (mode → width) to the closest built variant not wider than asked."""
-    by_width = sorted((v["width"], v["name"]) for v in variants)
-
-    def pick(width):
-        fitting = [name for w, name in by_width if w <= width + 1e-9]
-        return fitting[-1] if fitting else by_width[0][1]
-
-    policy = profile["policy"]
-    return {"default": pick(policy["default"]),
-            "modes": dict((str(mode), pick(width)) for mode, width in policy["modes"].items())}
 
 
 def _io_spec(data, size):
@@ -76,6 +64,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
     data = ckpt["data"]
     size = int(data["size"])
     input_spec, output_spec = _io_spec(data, size)
+    compiler.set_io(input_spec, output_spec)
     shape = tuple(input_spec["shape"])
     chosen = _parse_widths(widths, [float(w) for w in ckpt["widths"]])
     out = out or "edgegan-%s" % profile["name"]
@@ -102,7 +91,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
             extra = compiler.compile(sub, shape, path, profile, precision, calibration=calib) or {}
             parity = compiler.parity(path, sub, inputs, data_range, profile, precision)
             min_psnr = parity_threshold(profile, parity.get("measured_precision", precision))
-            if parity["psnr_db"] < min_psnr:
+            if parity["psnr_db"] is not None and parity["psnr_db"] < min_psnr:  # None: not runnable here (Core ML on Linux)
                 raise TargetError("%s: parity %.1f dB (%s) is below the profile's %.1f dB; the compiled artifact "
                                   "does not compute the model's function" % (config.name, parity["psnr_db"],
                                                                            compiler.name, min_psnr))
@@ -125,10 +114,10 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
             "backend": compiler.bundle_backend,
             "source": {"checkpoint": os.path.abspath(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
                        "arch": ckpt["generator"]["arch"], "data": data.get("name")},
-            "input": input_spec,
-            "output": output_spec,
+            "input": compiler.io_spec(input_spec),
+            "output": compiler.io_spec(output_spec),
             "variants": variants,
-            "policy": _policy(profile, variants),
+            "policy": manifest_policy(profile["policy"], variants),
         }
         manifest["default_variant"] = manifest["policy"]["default"]
         manifest.update(compiler.finish(writer.path, variants, profile, precision))

@@ -1,0 +1,186 @@
+"""One demo frame: centre crop → resize → edges → generator → input | edges | output.
+
+The edges are computed the way training computed them (``edgegan.runtime.edges.edges_from_image``
+on the image already resized to the model's input size, with the bundle's Canny parameters from
+the manifest's ``input.edges``, dark edges on white), so the model sees on the device what it saw
+in training. A canvas drawing is already an edge map: it is resized and binarised, not Canny'd.
+
+Torch-free and Python 3.6-compatible.
+"""
+
+import time
+
+import numpy as np
+
+from ..errors import InputError
+from ..runtime.edges import DEFAULT_EDGES, edges_from_image
+from ..runtime.imageio import resize, spec_geometry, to_channels
+from .sources import cv2_module
+
+CAPTION_H = 22
+STATUS_H = 58
+BACKGROUND = (32, 32, 32)
+CAPTION_COLOUR = (235, 235, 235)
+
+
+def centre_crop(image):
+    """The largest centred square of ``image``."""
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return image[top:top + side, left:left + side]
+
+
+def edge_settings(bundle, low=None, high=None, blur=None):
+    """The Canny parameters: the manifest's ``input.edges`` (else ``DEFAULT_EDGES``), overridden by the
+    arguments that are not ``None``."""
+    recorded = dict(DEFAULT_EDGES)
+    recorded.update(bundle.input.get("edges") or {})
+    if recorded.get("method", "canny") != "canny":
+        raise InputError("%s was trained on %r edges; the demo computes only canny edges"
+                         % (bundle.path, recorded["method"]))
+    for key, value in (("low", low), ("high", high), ("blur", blur)):
+        if value is not None:
+            recorded[key] = value
+    check_thresholds(recorded["low"], recorded["high"])
+    if recorded.get("blur") and recorded["blur"] > 1 and recorded["blur"] % 2 == 0:
+        raise InputError("--blur must be an odd kernel size (or 0 for none), got %r" % (recorded["blur"],))
+    return recorded
+
+
+def check_thresholds(low, high):
+    if not (0 <= low <= high <= 1000):
+        raise InputError("Canny thresholds need 0 <= low <= high (gradient magnitude, typically <= 255); "
+                         "got low %r, high %r" % (low, high))
+
+
+class FrameResult(object):
+    """What ``Pipeline.process`` made of one frame: ``crop`` (the square the model saw, at source
+    resolution), ``edges`` and ``output`` (model size), ``variant`` and the times in milliseconds."""
+
+    __slots__ = ("crop", "edges", "output", "variant", "edges_ms", "infer_ms")
+
+    def __init__(self, crop, edges, output, variant, edges_ms, infer_ms):
+        self.crop = crop
+        self.edges = edges
+        self.output = output
+        self.variant = variant
+        self.edges_ms = edges_ms
+        self.infer_ms = infer_ms
+
+
+class Pipeline(object):
+    """Frames through a ``Runtime``: ``process(frame, drawn)`` → ``FrameResult``.
+
+    ``low``/``high``/``blur`` override the bundle's Canny parameters; ``set_thresholds`` changes
+    them live. ``invert`` follows the manifest (the training convention, dark edges on white).
+    """
+
+    def __init__(self, runtime, low=None, high=None, blur=None, clock=time.perf_counter):
+        self.runtime = runtime
+        settings = edge_settings(runtime.bundle, low, high, blur)
+        self.low = int(settings["low"])
+        self.high = int(settings["high"])
+        self.blur = int(settings.get("blur") or 0)
+        self.invert = bool(settings.get("invert", True))
+        self.channels, self.height, self.width = spec_geometry(runtime.bundle.input)
+        self._clock = clock
+
+    def set_thresholds(self, low, high):
+        """Change the Canny thresholds (clamped to 0..255 with low <= high); returns them."""
+        low = min(max(int(low), 0), 255)
+        high = min(max(int(high), 0), 255)
+        if low > high:
+            low, high = high, low
+        self.low, self.high = low, high
+        return low, high
+
+    def edges(self, crop, drawn=False):
+        """The model-size edge map (H×W uint8) of a square crop: Canny, or a drawing binarised."""
+        small = resize(to_channels(crop, 1), self.height, self.width)
+        if drawn:
+            dark = small < 180  # a stroke thinner than a model pixel averages to grey: keep it
+            if self.invert:
+                return np.where(dark, 0, 255).astype(np.uint8)
+            return np.where(dark, 255, 0).astype(np.uint8)
+        return edges_from_image(small, self.low, self.high, self.blur, self.invert)
+
+    def process(self, frame, drawn=False, edges=None):
+        """Crop, edges and one inference of the current variant; ``edges``: a ready model-size edge map
+        (a canvas's strokes redrawn at that size) instead of computing one from the frame."""
+        t0 = self._clock()
+        crop = centre_crop(frame)
+        if edges is None:
+            edges = self.edges(crop, drawn)
+        elif not self.invert:
+            edges = 255 - edges
+        x = self.runtime.preprocess(edges)
+        variant = self.runtime.variant
+        t1 = self._clock()
+        y = self.runtime.run(x)
+        self.runtime.sync()
+        t2 = self._clock()
+        output = self.runtime.postprocess(y)
+        return FrameResult(crop, edges, output, variant, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+
+
+class Layout(object):
+    """Where things go in the composed frame: three ``panel``-pixel squares under a caption band,
+    a status band below them."""
+
+    def __init__(self, panel=256, panels=3):
+        if panel < 64:
+            raise InputError("--panel must be at least 64 pixels, got %d" % panel)
+        self.panel = int(panel)
+        self.panels = panels
+        self.width = self.panel * panels
+        self.height = CAPTION_H + self.panel + STATUS_H
+
+    def panel_origin(self, index):
+        """(x, y) of the top-left pixel of panel ``index`` (its image, below the caption)."""
+        return index * self.panel, CAPTION_H
+
+    def to_panel(self, index, x, y):
+        """Window coordinates → pixel in panel ``index``, or ``None`` when outside it."""
+        x0, y0 = self.panel_origin(index)
+        px, py = x - x0, y - y0
+        if 0 <= px < self.panel and 0 <= py < self.panel:
+            return px, py
+        return None
+
+    @property
+    def status_top(self):
+        return CAPTION_H + self.panel
+
+
+def _panel_image(image, panel, interpolation):
+    cv2 = cv2_module()
+    image = to_channels(image, 3)
+    if image.shape[:2] != (panel, panel):
+        image = cv2.resize(image, (panel, panel), interpolation=interpolation)
+    return image
+
+
+def compose(result, layout, captions=None, out=None):
+    """The three panels (input crop, edges, output) with captions, as one BGR frame of the layout's size.
+
+    ``out``: a frame of that size to draw into (reused between frames), else a new one. The status
+    band is left empty for ``overlay.draw_status``.
+    """
+    cv2 = cv2_module()
+    if out is None or out.shape != (layout.height, layout.width, 3):
+        out = np.empty((layout.height, layout.width, 3), dtype=np.uint8)
+    out[:] = BACKGROUND
+    images = (_panel_image(result.crop, layout.panel, cv2.INTER_AREA),
+              _panel_image(result.edges, layout.panel, cv2.INTER_NEAREST),
+              _panel_image(result.output, layout.panel, cv2.INTER_LINEAR))
+    captions = captions or ("input", "edges", "output")
+    for index, (image, caption) in enumerate(zip(images, captions)):
+        x0, y0 = layout.panel_origin(index)
+        out[y0:y0 + layout.panel, x0:x0 + layout.panel] = image
+        cv2.putText(out, caption, (x0 + 6, CAPTION_H - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, CAPTION_COLOUR, 1,
+                    cv2.LINE_AA)
+    for index in range(1, layout.panels):
+        x = index * layout.panel
+        out[:layout.status_top, x:x + 1] = BACKGROUND
+    return out
