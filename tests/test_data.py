@@ -36,13 +36,23 @@ def test_edges_are_dark_on_white_for_grey_and_bgr():
     np.testing.assert_array_equal(edges_from_image(grey, invert=False), 255 - edges)
 
 
-def test_edges_reject_float_images():
+def test_edges_take_a_checkpoints_edge_parameters():
+    params = {"method": "canny", "low": 50, "high": 150, "blur": 0, "invert": True}
+    np.testing.assert_array_equal(edges_from_image(_disc(), **params), edges_from_image(_disc(), 50, 150, 0))
+
+
+def test_edges_reject_bad_input():
     with pytest.raises(InputError, match="uint8"):
         edges_from_image(np.zeros((8, 8), np.float32))
+    with pytest.raises(InputError, match="odd"):
+        edges_from_image(_disc(), blur=4)
+    with pytest.raises(InputError, match="unknown edge method"):
+        edges_from_image(_disc(), method="sobel")
 
 
 def test_edges_module_imports_without_torch():
-    code = "import sys; sys.modules['torch'] = None; import edgegan.runtime.edges as e; print(e.DEFAULT_EDGES['method'])"
+    code = ("import sys; sys.modules['torch'] = None; import edgegan.runtime.edges as e; "
+            "print(e.DEFAULT_EDGES['method'])")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -40,8 +40,11 @@ def _grey(image, cv2):
 
 
 def edges_from_image(image_uint8, low=DEFAULT_EDGES["low"], high=DEFAULT_EDGES["high"],
-                     blur=DEFAULT_EDGES["blur"], invert=DEFAULT_EDGES["invert"]):
+                     blur=DEFAULT_EDGES["blur"], invert=DEFAULT_EDGES["invert"], method=DEFAULT_EDGES["method"]):
     """Canny edge map of a grey or BGR uint8 image, as an H×W uint8 array.
+
+    The keyword arguments are the keys of a checkpoint's ``data.edges`` (or a bundle's
+    ``input.edges``), so ``edges_from_image(frame, **data["edges"])`` reproduces training.
 
     Args:
         image_uint8: H×W (grey), H×W×1, H×W×3 (BGR, as OpenCV reads it) or H×W×4 (BGRA) uint8 array.
@@ -50,7 +53,10 @@ def edges_from_image(image_uint8, low=DEFAULT_EDGES["low"], high=DEFAULT_EDGES["
             (odd, ≥ 3; 0 or 1 for none).
         invert: ``True`` for dark edges (0) on white (255), the training convention;
             ``False`` for white edges on black, as Canny returns them.
+        method: ``canny``, the only edge detector.
     """
+    if method != "canny":
+        raise InputError("unknown edge method %r; edgegan computes edges with canny" % (method,))
     cv2 = _cv2()
     image = np.asarray(image_uint8)
     if image.dtype != np.uint8:

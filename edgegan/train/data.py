@@ -132,8 +132,7 @@ class FashionMnistShoes(Dataset):
         if not len(shoes):
             raise DatasetError("%s holds no shoe images (labels %s)" % (labels_path, SHOE_LABELS))
         self.photos = np.stack([fit_square(im, self.size, pad_to=32) for im in shoes])
-        params = {k: v for k, v in self.edges_params.items() if k != "method"}
-        self.edge_maps = np.stack([edges_from_image(p, **params) for p in self.photos])
+        self.edge_maps = np.stack([edges_from_image(p, **self.edges_params) for p in self.photos])
 
     def __len__(self):
         return len(self.photos)

@@ -5,7 +5,6 @@ distils each narrow generator from the next wider one in the same step ("stepwis
 distillation"); distilling every width from the widest ("naive") is kept for ablations.
 """
 
-import torch
 import torch.nn.functional as F
 
 DISTILL_MODES = ("stepwise", "naive", "none")

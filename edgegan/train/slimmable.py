@@ -16,6 +16,7 @@ import random
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -50,13 +51,13 @@ class SlimmableConfig:
     padding: str = "reflect"
     upsample: str = "transposed"
     widths: tuple = DEFAULT_WIDTHS
-    ndf: int = 32
-    d_layers: int = None
+    ndf: int = 16
+    d_layers: Optional[int] = None
     steps: int = 2000
     batch_size: int = 32
     lr: float = 2e-4
     lambda_l1: float = 100.0
-    lambda_distill: float = 10.0
+    lambda_distill: float = 100.0
     distill: str = "stepwise"
     eval_every: int = 500
     eval_images: int = 500
@@ -223,8 +224,9 @@ def train_slimmable(config, train_set, test_set, progress=True):
         "widths": list(generator.widths),
         "data": meta,
         "train": dict(asdict(config), recipe="slimmable", widths=list(generator.widths),
+                      d_layers=discriminator.hparams["n_layers"],
                       seconds=round(train_seconds, 1), eval_seconds=round(eval_seconds, 1),
                       train_images=len(train_set), test_images=len(test_set), history=history,
-                      torch=torch.__version__, threads=torch.get_num_threads(), device_name=str(device)),
+                      torch=str(torch.__version__), threads=torch.get_num_threads(), device_name=str(device)),
         "metrics": {width_key(w): metrics[width_key(w)] for w in generator.widths},
     }
