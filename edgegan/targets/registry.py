@@ -11,7 +11,7 @@ import importlib
 from ..errors import TargetError
 
 _REGISTRY = {}
-BUILTIN = ("onnx", "tensorrt")  # the compiler modules shipped here; listed in error messages
+BUILTIN = ("onnx", "tensorrt", "torch_tensorrt", "torchscript", "tflite", "coreml")  # shipped compiler modules
 
 
 def register_compiler(cls):
@@ -50,6 +50,18 @@ class Compiler(object):
         the INT8 quality gate kept in higher precision.
         """
         raise NotImplementedError
+
+    input_spec = output_spec = None
+
+    def set_io(self, input_spec, output_spec):
+        """Called by ``build`` before compiling: the model's NCHW float32 input/output specs (shape, range,
+        content...), for compilers that fold normalisation into the artifact (Core ML image I/O)."""
+        self.input_spec, self.output_spec = dict(input_spec), dict(output_spec)
+
+    def io_spec(self, spec):
+        """The manifest's ``input`` / ``output`` entry for this compiler's artifacts, given the NCHW
+        float32 spec ``build`` derives from the checkpoint (default: unchanged; TFLite: NHWC)."""
+        return spec
 
     def parity(self, path, module, inputs, data_range, profile, precision):
         """``{"psnr_db", "max_abs", "n_inputs", "backend", ...}`` of the artifact against ``module``."""
