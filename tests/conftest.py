@@ -66,3 +66,36 @@ def tiny_bundle(tmp_path_factory):
 def tiny_bundle_copy(tiny_bundle, tmp_path):
     """A private copy of ``tiny_bundle`` that a test may modify."""
     return shutil.copytree(tiny_bundle, str(tmp_path / "tiny"))
+
+
+def write_tiny_checkpoint(path, metrics=None):
+    """A tiny slimmable edges→image checkpoint (1→1 channel, 32², ngf 4, 1 block, BatchNorm statistics
+    for every width), as `edgegan train` would write it."""
+    import torch
+
+    from edgegan.checkpoint import save_checkpoint
+    from edgegan.models import ResnetGenerator
+    from edgegan.nn import set_width
+
+    torch.manual_seed(0)
+    g = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn", padding="reflect")
+    g.train()
+    for w in g.widths:
+        set_width(g, w)
+        for _ in range(3):
+            g(torch.randn(4, 1, TINY_SIZE, TINY_SIZE))
+    set_width(g, 1.0)
+    data = {"name": "synthetic", "size": TINY_SIZE, "in_channels": 1, "out_channels": 1,
+            "input": {"range": [-1.0, 1.0], "content": "edges"}, "output": {"range": [-1.0, 1.0], "content": "image"}}
+    ckpt = {"generator": {"arch": g.arch(), "state_dict": g.eval().state_dict()}, "widths": list(g.widths),
+            "data": data}
+    if metrics:
+        ckpt["metrics"] = metrics
+    save_checkpoint(path, ckpt)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """Path of a tiny slimmable checkpoint (read-only for tests), with held-out metrics for w0.5."""
+    return write_tiny_checkpoint(str(tmp_path_factory.mktemp("ckpt") / "tiny.pt"), {"w0.5": {"psnr": 12.5}})

@@ -15,7 +15,7 @@ from edgegan.errors import DatasetError, TargetError
 from edgegan.models import ResnetGenerator
 from edgegan.nn import set_width
 from edgegan.subnet import extract
-from edgegan.targets.onnx import INPUT_NAME, compile_onnx, psnr, quantize_with_gate
+from edgegan.targets.onnx import INPUT_NAME, compile_onnx, quantize_with_gate
 
 SHAPE = (1, 1, 32, 32)
 

@@ -7,12 +7,9 @@ import platform
 
 import numpy as np
 import pytest
-import torch
 
-from edgegan.checkpoint import load_generator, save_checkpoint
+from edgegan.checkpoint import load_generator
 from edgegan.errors import EdgeganError, TargetError
-from edgegan.models import ResnetGenerator
-from edgegan.nn import set_width
 from edgegan.subnet import extract
 from edgegan.targets.coreml import package_dir, validate_section
 from edgegan.targets.profiles import load_profile
@@ -20,24 +17,6 @@ from edgegan.targets.profiles import load_profile
 SIZE = 32
 SHAPE = (1, 1, SIZE, SIZE)
 ON_MAC = platform.system() == "Darwin"
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    g = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn", padding="reflect")
-    g.train()
-    for w in g.widths:
-        set_width(g, w)
-        for _ in range(3):
-            g(torch.randn(4, 1, SIZE, SIZE))
-    set_width(g, 1.0)
-    path = str(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
-    data = {"name": "synthetic", "size": SIZE, "in_channels": 1, "out_channels": 1,
-            "input": {"range": [-1.0, 1.0], "content": "edges"}, "output": {"range": [-1.0, 1.0], "content": "image"}}
-    save_checkpoint(path, {"generator": {"arch": g.arch(), "state_dict": g.eval().state_dict()},
-                           "widths": list(g.widths), "data": data})
-    return path
 
 
 @pytest.fixture(scope="module")

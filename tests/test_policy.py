@@ -13,7 +13,7 @@ from edgegan.errors import BundleError, EdgeganError
 from edgegan.profile import write_fps_table
 from edgegan.runtime import Runtime, load_bundle
 from edgegan.runtime.policy import Policy, PolicyMonitor, run_live
-from edgegan.runtime.power import PowerSource, PowerState, detect_source
+from edgegan.runtime.power import PowerSource, PowerState
 from edgegan.runtime.power.scripted import ManualSource
 
 TABLE = {"modes": {"0": {"w0.25": 900.0, "w0.5": 400.0, "w1": 120.0},

@@ -19,7 +19,7 @@ from edgegan.runtime.power.battery import PsutilSource
 from edgegan.runtime.power.jetson import (JetsonSource, find_rails, parse_nvpmodel, parse_nvpmodel_conf,
                                           parse_nvpmodel_status, parse_tegrastats)
 from edgegan.runtime.power.linux import LinuxSource
-from edgegan.runtime.power.scripted import FileSource, ManualSource, parse_state_text
+from edgegan.runtime.power.scripted import ManualSource, parse_state_text
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "power")
 

@@ -11,10 +11,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from edgegan.checkpoint import save_checkpoint
 from edgegan.cli import main
 from edgegan.errors import TargetError
-from edgegan.models import ResnetGenerator
 from edgegan.nn import set_width
 from edgegan.subnet import extract
 from edgegan.targets import onnx as onnx_compiler
@@ -23,24 +21,6 @@ from edgegan.targets.profiles import load_profile, shipped_profiles
 from edgegan.targets.rewrites import decompose_reflection_padding
 
 SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    g = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn", padding="reflect")
-    g.train()
-    for w in g.widths:
-        set_width(g, w)
-        for _ in range(3):
-            g(torch.randn(4, 1, SIZE, SIZE))
-    set_width(g, 1.0)
-    path = str(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
-    data = {"name": "synthetic", "size": SIZE, "in_channels": 1, "out_channels": 1,
-            "input": {"range": [-1.0, 1.0], "content": "edges"}, "output": {"range": [-1.0, 1.0], "content": "image"}}
-    save_checkpoint(path, {"generator": {"arch": g.arch(), "state_dict": g.eval().state_dict()},
-                           "widths": list(g.widths), "data": data, "metrics": {"w0.5": {"psnr": 12.5}}})
-    return path
 
 
 def test_shipped_profiles_load():

@@ -21,10 +21,7 @@ import onnx
 import pytest
 import torch
 
-from edgegan.checkpoint import save_checkpoint
 from edgegan.errors import BundleError, EdgeganError, TargetError
-from edgegan.models import ResnetGenerator
-from edgegan.nn import set_width
 from edgegan.runtime import Runtime, load_bundle
 from edgegan.runtime.backends import available_backends, get_backend
 from edgegan.runtime.backends import tensorrt as trt_backend
@@ -143,27 +140,13 @@ def test_parser_errors_and_manifest_update_are_readable():
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint_and_images(tmp_path_factory):
-    torch.manual_seed(0)
-    g = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn", padding="reflect")
-    g.train()
-    for w in g.widths:
-        set_width(g, w)
-        for _ in range(3):
-            g(torch.randn(4, 1, SIZE, SIZE))
-    set_width(g, 1.0)
-    root = tmp_path_factory.mktemp("trt")
-    path = str(root / "tiny.pt")
-    data = {"name": "synthetic", "size": SIZE, "in_channels": 1, "out_channels": 1,
-            "input": {"range": [-1.0, 1.0], "content": "edges"}, "output": {"range": [-1.0, 1.0], "content": "image"}}
-    save_checkpoint(path, {"generator": {"arch": g.arch(), "state_dict": g.eval().state_dict()},
-                           "widths": list(g.widths), "data": data})
-    images = root / "images"
+def tiny_checkpoint_and_images(tiny_checkpoint, tmp_path_factory):
+    images = tmp_path_factory.mktemp("trt") / "images"
     images.mkdir()
     rng = np.random.default_rng(0)
     for i in range(10):
         cv2.imwrite(str(images / ("%02d.png" % i)), np.where(rng.random((SIZE, SIZE)) < 0.15, 0, 255).astype(np.uint8))
-    return path, str(images)
+    return tiny_checkpoint, str(images)
 
 
 @pytest.fixture(scope="module")

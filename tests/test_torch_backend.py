@@ -6,11 +6,11 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import write_tiny_checkpoint
 import torch
 
-from edgegan.checkpoint import save_checkpoint
+from edgegan.checkpoint import load_generator
 from edgegan.errors import BundleError, EdgeganError, InputError
-from edgegan.models import ResnetGenerator
 from edgegan.nn import set_width
 from edgegan.runtime import Runtime
 from edgegan.runtime.backends import get_backend
@@ -28,20 +28,9 @@ CUDA = torch.cuda.is_available()
 @pytest.fixture(scope="module")
 def torch_bundle(tmp_path_factory):
     """A `--target torch` bundle of a tiny slimmable ResNet generator (widths 0.25, 0.5, 1)."""
-    torch.manual_seed(0)
-    g = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn", padding="reflect")
-    g.train()
-    for w in g.widths:
-        set_width(g, w)
-        for _ in range(3):
-            g(torch.randn(4, 1, SIZE, SIZE))
-    set_width(g, 1.0)
     root = tmp_path_factory.mktemp("torch")
-    ckpt = str(root / "tiny.pt")
-    data = {"name": "synthetic", "size": SIZE, "in_channels": 1, "out_channels": 1,
-            "input": {"range": [-1.0, 1.0], "content": "edges"}, "output": {"range": [-1.0, 1.0], "content": "image"}}
-    save_checkpoint(ckpt, {"generator": {"arch": g.arch(), "state_dict": g.eval().state_dict()},
-                           "widths": list(g.widths), "data": data, "metrics": {"w0.5": {"psnr": 14.0}}})
+    ckpt = write_tiny_checkpoint(str(root / "tiny.pt"), {"w0.5": {"psnr": 14.0}})
+    g, _ = load_generator(ckpt)
     out, manifest = build_bundle("torch", checkpoint=ckpt, out=str(root / "bundle"), widths=[0.25, 0.5, 1.0],
                                  progress=False)
     return out, manifest, g

@@ -9,7 +9,6 @@ import os
 import numpy as np
 import onnx
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper

@@ -173,6 +173,11 @@ COMPARE_COLUMNS = [("target", "target", None), ("precision", "precision", None),
                    ("note", "note", None)]
 
 
+def _ran_precision(variant):
+    """The precision of what runs here: a TensorRT bundle's fp16 variant runs as fp32 ONNX until its engine exists."""
+    return (variant.get("parity") or {}).get("measured_precision") or variant.get("precision")
+
+
 def compare(paths, variant_names, warmup, warmup_s, runs, threads):
     """One row per bundle × variant: artifact size, latency, FPS and PSNR against the fp32 PyTorch network.
 
@@ -193,7 +198,7 @@ def compare(paths, variant_names, warmup, warmup_s, runs, threads):
         except EdgeganError as e:
             for name in names:
                 v = bundle.variant(name)
-                rows.append(dict(base, variant=name, precision=v.get("precision"), format=v.get("format"),
+                rows.append(dict(base, variant=name, precision=_ran_precision(v), format=v.get("format"),
                                  size_mb=os.path.getsize(bundle.artifact_path(v)) / 1e6,
                                  parity_psnr_db=(v.get("parity") or {}).get("psnr_db"),
                                  note="not run: %s" % str(e).split(";")[0]))
@@ -203,7 +208,7 @@ def compare(paths, variant_names, warmup, warmup_s, runs, threads):
             for name in names:
                 runtime.set_variant(name)
                 v = runtime.variant_info
-                row = dict(base, variant=name, precision=v.get("precision"), format=v.get("format"),
+                row = dict(base, variant=name, precision=_ran_precision(v), format=v.get("format"),
                            size_mb=os.path.getsize(bundle.artifact_path(v)) / 1e6,
                            parity_psnr_db=(v.get("parity") or {}).get("psnr_db"), note=runtime.backend_name)
                 row.update(measure(lambda: runtime(x), warmup=warmup, warmup_s=warmup_s, runs=runs,

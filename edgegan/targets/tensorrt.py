@@ -206,8 +206,6 @@ class TensorRTCompiler(OnnxCompiler):
 
     def _int8_files(self, module, input_shape, path, profile, report):
         """The fp32 ONNX and the calibration cache next to the Q/DQ model (for DLA / implicit builds)."""
-        import onnx
-
         from ..calibrate import write_trt_cache
 
         if not self._ranges:
