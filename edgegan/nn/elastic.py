@@ -12,7 +12,24 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-class ElasticConv2d(nn.Conv2d):
+class _ActiveWidth(object):
+    """The output-width rule shared by the elastic convs."""
+
+    depthwise = False
+
+    def active_out_channels(self, in_channels):
+        if self.depthwise:
+            return in_channels
+        if self.fixed_out or self.active_out is None:
+            return self.out_channels
+        return self.active_out
+
+    def _check_in(self, in_channels):
+        if in_channels > self.in_channels:
+            raise ValueError("%s got %d input channels, holds %d" % (type(self).__name__, in_channels, self.in_channels))
+
+
+class ElasticConv2d(_ActiveWidth, nn.Conv2d):
     """``nn.Conv2d`` whose first ``active_out`` output and first ``x.shape[1]`` input channels run.
 
     ``depthwise=True`` makes a depthwise conv (groups follow the active channel count).
@@ -30,17 +47,9 @@ class ElasticConv2d(nn.Conv2d):
         self.fixed_out = fixed_out
         self.active_out = None
 
-    def active_out_channels(self, in_channels):
-        if self.depthwise:
-            return in_channels
-        if self.fixed_out or self.active_out is None:
-            return self.out_channels
-        return self.active_out
-
     def _sliced(self, in_channels):
+        self._check_in(in_channels)
         out = self.active_out_channels(in_channels)
-        if in_channels > self.in_channels:
-            raise ValueError("%s got %d input channels, holds %d" % (type(self).__name__, in_channels, self.in_channels))
         if self.depthwise:
             weight = self.weight[:out]
         else:
@@ -69,7 +78,7 @@ class ElasticConv2d(nn.Conv2d):
         return conv
 
 
-class ElasticConvTranspose2d(nn.ConvTranspose2d):
+class ElasticConvTranspose2d(_ActiveWidth, nn.ConvTranspose2d):
     """``nn.ConvTranspose2d`` running its first ``active_out`` output / ``x.shape[1]`` input channels."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -79,15 +88,9 @@ class ElasticConvTranspose2d(nn.ConvTranspose2d):
         self.fixed_out = fixed_out
         self.active_out = None
 
-    def active_out_channels(self, in_channels):
-        if self.fixed_out or self.active_out is None:
-            return self.out_channels
-        return self.active_out
-
     def _sliced(self, in_channels):
+        self._check_in(in_channels)
         out = self.active_out_channels(in_channels)
-        if in_channels > self.in_channels:
-            raise ValueError("%s got %d input channels, holds %d" % (type(self).__name__, in_channels, self.in_channels))
         weight = self.weight[:in_channels, :out]
         bias = self.bias[:out] if self.bias is not None else None
         return weight, bias, out
