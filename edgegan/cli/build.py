@@ -60,7 +60,8 @@ def run(args):
              "max_abs": v["parity"]["max_abs"], "quality": v.get("quality", {}).get("psnr"),
              "kept": len(v["int8"]["kept_float"]) if "int8" in v else None}
             for v in manifest["variants"]]
-    print(format_table(rows, COLUMNS))
+    columns = COLUMNS if any(r["kept"] is not None for r in rows) else COLUMNS[:-1]
+    print(format_table(rows, columns))
     print("\nwrote %s (target %s, %d variants)" % (out, manifest["target"], len(rows)))
     steps = manifest.get("device_steps")
     if steps:

@@ -1,11 +1,17 @@
 """Generators and discriminators, and the registry that rebuilds them from a checkpoint's ``arch``."""
 
 from ..errors import CheckpointError
+from .mobile_resnet import MobileResnetGenerator
+from .dcgan import DCGANGenerator
+from .noise_resnet import NoiseResnetGenerator
 from .patchgan import SharedTrunkPatchGAN
 from .resnet_generator import DEFAULT_WIDTHS, ResnetGenerator
 
 MODELS = {
+    "dcgan_generator": DCGANGenerator,
+    "noise_resnet_generator": NoiseResnetGenerator,
     "resnet_generator": ResnetGenerator,
+    "mobile_resnet_generator": MobileResnetGenerator,
     "shared_trunk_patchgan": SharedTrunkPatchGAN,
 }
 
@@ -20,4 +26,4 @@ def build_model(arch):
     return cls(**arch.get("kwargs", {}))
 
 
-__all__ = ["DEFAULT_WIDTHS", "MODELS", "ResnetGenerator", "SharedTrunkPatchGAN", "build_model"]
+__all__ = ["DCGANGenerator", "DEFAULT_WIDTHS", "MODELS", "MobileResnetGenerator", "NoiseResnetGenerator", "ResnetGenerator", "SharedTrunkPatchGAN", "build_model"]
