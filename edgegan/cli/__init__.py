@@ -20,6 +20,8 @@ EPILOG = """examples:
   edgegan run edgegan-cpu --input edges/ --output out/
   edgegan train slimmable --data fmnist-shoes --steps 2000 --out runs/shoes.pt
   edgegan targets                               # the device profiles
+  edgegan demo edges2shoes --bundle edgegan-cpu --source 0     # the webcam demo
+  edgegan profile edgegan-cpu --emulate-threads 1,2            # FPS/power per width and mode, plots
 """
 
 
