@@ -174,7 +174,8 @@ def test_sweep_energy_per_frame_subtracts_the_idle_baseline(tiny_bundle, monkeyp
     assert row["active_w"] == pytest.approx(4.0)
     assert row["energy_mj"] == pytest.approx(7.0 / row["fps"] * 1e3)
     assert row["active_energy_mj"] == pytest.approx(4.0 / row["fps"] * 1e3)
-    assert row["wall_s"] >= 0.05 * 0.5 and row["runs"] >= 5  # the window was stretched for the meter
+    # the window was stretched for the meter (estimated from the warm-up, so allow for a loaded machine)
+    assert row["wall_s"] >= 0.05 * 0.25 and row["runs"] >= 5
     assert row["switch_ms"] >= 0 and row["first_inference_ms"] > 0 and row["warmup_runs"] >= 3
     assert result["power"]["available"] and result["modes"][0]["cpus"] == (usable[:1] if len(usable) > 1 else None)
     assert sorted(os.sched_getaffinity(0)) == usable  # the pinning was undone

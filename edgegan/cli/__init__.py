@@ -12,7 +12,7 @@ import sys
 from .. import __version__
 from ..errors import EdgeganError
 
-COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile"]
+COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval"]
 
 EPILOG = """examples:
   edgegan build --target jetson-nano            # packaged default model → ./edgegan-jetson-nano/

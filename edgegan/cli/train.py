@@ -85,11 +85,14 @@ def add_output_arguments(parser):
 
 def register(subparsers):
     train = subparsers.add_parser(
-        "train", help="train a generator (recipes: slimmable)",
+        "train", help="train a generator (recipes: slimmable, slimgan)",
         description="Train a generator with one of the recipes and write a checkpoint for `edgegan build`.")
     recipes = train.add_subparsers(dest="recipe", metavar="RECIPE")
     train.set_defaults(func=lambda args: train.print_help() or 2)
     _register_slimmable(recipes)
+    from .train_slimgan import register_recipe as register_slimgan
+
+    register_slimgan(recipes)
 
 
 def _register_slimmable(recipes):

@@ -3,6 +3,7 @@
 from ..errors import CheckpointError
 from .mobile_resnet import MobileResnetGenerator
 from .dcgan import DCGANGenerator
+from .noise_discriminator import SharedTrunkProjectionD
 from .noise_resnet import NoiseResnetGenerator
 from .patchgan import SharedTrunkPatchGAN
 from .resnet_generator import DEFAULT_WIDTHS, ResnetGenerator
@@ -13,6 +14,7 @@ MODELS = {
     "resnet_generator": ResnetGenerator,
     "mobile_resnet_generator": MobileResnetGenerator,
     "shared_trunk_patchgan": SharedTrunkPatchGAN,
+    "shared_trunk_projection_d": SharedTrunkProjectionD,
 }
 
 
@@ -26,4 +28,5 @@ def build_model(arch):
     return cls(**arch.get("kwargs", {}))
 
 
-__all__ = ["DCGANGenerator", "DEFAULT_WIDTHS", "MODELS", "MobileResnetGenerator", "NoiseResnetGenerator", "ResnetGenerator", "SharedTrunkPatchGAN", "build_model"]
+__all__ = ["DCGANGenerator", "DEFAULT_WIDTHS", "MODELS", "MobileResnetGenerator", "NoiseResnetGenerator",
+           "ResnetGenerator", "SharedTrunkPatchGAN", "SharedTrunkProjectionD", "build_model"]

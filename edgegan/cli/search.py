@@ -1,0 +1,117 @@
+"""``edgegan search``: the best sub-networks of a checkpoint under a MACs or latency budget.
+
+GAN Compression's search: candidates are per-slot channel counts (multiples of ``--step`` up to each
+slot's maximum, or ``--choices`` ratios), priced in MACs (counted) or in ms (``--latency-table``
+measured on the target), evaluated directly (PSNR on held-out pairs), exhaustively for small spaces
+and by evolution otherwise. Prints the Pareto front (cost vs quality); ``--out`` writes it as JSON
+with per-slot ``channels`` configs (the form manifest variants carry).
+"""
+
+import argparse
+import json
+
+from ._common import check_output_path, emit_json, format_table
+
+EPILOG = """examples:
+  edgegan search --budget-macs 4.9e9 --checkpoint runs/supernet.pt --out front.json
+  edgegan search --budget-ms 30 --latency-table nano-latency.json --checkpoint runs/supernet.pt
+  edgegan search --budget-macs 2e7 --choices 0.25,0.5,0.75,1.0 --mode exhaustive --eval-images 50
+"""
+
+
+def _ratios(text):
+    try:
+        r = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected ratios like 0.25,0.5,1.0, got %r" % text)
+    if not r or any(not 0.0 < x <= 1.0 for x in r):
+        raise argparse.ArgumentTypeError("ratios must be in (0, 1], got %r" % text)
+    return r
+
+
+def register(sub):
+    p = sub.add_parser("search", help="search sub-networks under a MACs or latency budget (GAN Compression)",
+                       description=__doc__.split("\n\n")[1].replace("\n", " "), epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", metavar="CKPT.pt", help="supernet checkpoint (default: the packaged model)")
+    b = p.add_argument_group("budget")
+    b.add_argument("--budget-macs", type=float, help="most MACs per image a config may cost")
+    b.add_argument("--budget-ms", type=float, help="most ms a config may take (needs --latency-table)")
+    b.add_argument("--latency-table", metavar="JSON", help="latency measured on the target (per config or per layer)")
+    s = p.add_argument_group("space and search")
+    s.add_argument("--step", type=int, default=8, help="channel counts are multiples of STEP (default 8)")
+    s.add_argument("--choices", type=_ratios, metavar="R,R,...", help="per-slot ratios instead of multiples of --step")
+    s.add_argument("--mode", choices=("auto", "exhaustive", "evolution"), default="auto",
+                   help="auto: exhaustive up to --exhaustive-limit configs (default)")
+    s.add_argument("--exhaustive-limit", type=int, default=256)
+    s.add_argument("--population", type=int, default=16)
+    s.add_argument("--generations", type=int, default=8)
+    s.add_argument("--seed", type=int, default=0)
+    e = p.add_argument_group("evaluation")
+    e.add_argument("--data", help="held-out data (default: the checkpoint's data set)")
+    e.add_argument("--data-root", metavar="DIR", help="Fashion-MNIST idx folder (as `edgegan train`)")
+    e.add_argument("--eval-images", type=int, default=100, help="held-out pairs scored per config (default 100)")
+    e.add_argument("--recalibrate", type=int, default=0, metavar="N",
+                   help="re-estimate each candidate's BatchNorm statistics on N training batches of 16 before "
+                        "scoring it (once-for-all supernets with BatchNorm; default 0: as stored)")
+    e.add_argument("--threads", type=int, help="torch CPU threads")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", metavar="FRONT.json", help="write the Pareto front as JSON")
+    o.add_argument("--force", action="store_true", help="replace --out if it exists")
+    o.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from ..errors import EdgeganError
+
+    if args.budget_macs is None and args.budget_ms is None:
+        raise EdgeganError("give a budget: --budget-macs N or --budget-ms MS --latency-table JSON")
+    if args.budget_ms is not None and not args.latency_table:
+        raise EdgeganError("--budget-ms needs --latency-table (latency measured on the target)")
+    if args.out:
+        check_output_path(args.out, args.force)
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ..checkpoint import load_generator
+    from ..train.data import load_pair
+    from ..train.search import SearchSpace, psnr_evaluator, search
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    gen, ckpt = load_generator(args.checkpoint)
+    data = ckpt["data"]
+    size = int(data["size"])
+    train, test = load_pair(args.data or data["name"], size=size, root=args.data_root,
+                            direction=data.get("direction") or "AtoB", train_limit=max(1, 16 * args.recalibrate),
+                            test_limit=args.eval_images)
+    inputs, targets = next(iter(DataLoader(test, batch_size=len(test))))
+    calib = [x for x, _ in DataLoader(train, batch_size=16)] if args.recalibrate else None
+    space = SearchSpace.from_model(gen, step=args.step, choices=args.choices)
+    try:
+        result = search(gen, psnr_evaluator(gen, inputs, targets, recalibrate=calib), (1, data["in_channels"], size, size),
+                        budget_macs=args.budget_macs, budget_ms=args.budget_ms, latency_table=args.latency_table,
+                        space=space, mode=args.mode, exhaustive_limit=args.exhaustive_limit,
+                        population=args.population, generations=args.generations, seed=args.seed)
+    except ValueError as e:
+        raise EdgeganError(str(e))
+    out = dict(result.to_dict(), space_size=space.size, budget_macs=args.budget_macs, budget_ms=args.budget_ms,
+               checkpoint=args.checkpoint, quality="psnr_db")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(out, f, indent=2)
+    if args.json:
+        emit_json(out)
+        return 0
+    if not result.front:
+        print("no configuration fits the budget (%d evaluated of %d)" % (len(result.evaluated), space.size))
+        return 1
+    rows = [dict(name=c.config.name, macs=c.macs, params=c.params, ms=c.ms, psnr=c.quality,
+                 channels=",".join("%s=%d" % kv for kv in c.config.channels.items())) for c in result.front]
+    print(format_table(rows, [("name", "config", None), ("macs", "MACs", "{:,}"), ("params", "params", "{:,}"),
+                              ("ms", "ms", "{:.2f}"), ("psnr", "PSNR dB", "{:.2f}"), ("channels", "channels", None)]))
+    print("%s search: %d configs evaluated of %d; best under budget: %s"
+          % (result.mode, len(result.evaluated), space.size, result.best.config.name))
+    return 0

@@ -1,0 +1,271 @@
+"""PPCD progressive pruning: masks in the residual blocks, then physical removal of the zero channels.
+
+1. ``insert_masks(generator)`` cuts the generator (a ``ResnetGenerator`` or ``MobileResnetGenerator``,
+   at full width or at a config) out as plain modules (BatchNorm kept, so it can still train) and puts
+   a ``ChannelMask`` after each regular (non-depthwise) conv of every residual block — after the conv's
+   norm, before the ReLU, so that a zero mask gives an exactly zero channel — plus a **transition 1×1
+   conv** (identity at start) at the end of each block that restores the stream width for the
+   residual addition::
+
+       x + T(mask2(norm(conv2(relu(mask1(norm(conv1(x))))))))
+
+2. Train with ``L = L_GAN (+ distillation) + 0.01·sparsity_loss(model)``, calling
+   ``update_masks(model, alpha)`` after each step (binarization trick at pivot 0.005).
+3. ``physically_prune(model)`` removes the channels whose mask is 0 from the producing conv, its norm,
+   the depthwise convs/norms that carry them, and the consuming conv's inputs (the transition conv
+   for the last mask of a block), and drops the masks: a plain smaller generator computing the same
+   function as the masked one (eval mode). A constant that a removed channel still contributes
+   (e.g. a depthwise conv's bias or a norm's shift applied to a zero channel) is folded into the
+   consumer's bias.
+"""
+
+import copy
+
+import torch
+import torch.nn as nn
+
+from ..nn.masks import ChannelMask, mask_stats, masks, sparsity_loss, update_masks
+from ..subnet import cost, default_input_shape, extract
+
+NORMS = (nn.BatchNorm2d, nn.InstanceNorm2d)
+
+#: weight of the sparsity loss in PPCD's total loss
+LAMBDA_PP = 0.01
+
+
+class PrunableBlock(nn.Module):
+    """A residual block ``x + transition(body(x))``; ``body`` holds ``ChannelMask``s until pruned."""
+
+    def __init__(self, body, transition):
+        super().__init__()
+        self.body = nn.Sequential(*body)
+        self.transition = transition
+
+    def forward(self, x):
+        return x + self.transition(self.body(x))
+
+
+def _is_regular_conv(m):
+    return isinstance(m, nn.Conv2d) and m.groups == 1
+
+
+def _identity_1x1(channels):
+    t = nn.Conv2d(channels, channels, 1, bias=False)
+    with torch.no_grad():
+        t.weight.zero_()
+        t.weight[:, :, 0, 0].copy_(torch.eye(channels))
+    return t
+
+
+def _masked_body(layers, init):
+    out = []
+    for i, m in enumerate(layers):
+        out.append(m)
+        if _is_regular_conv(m):
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            if not isinstance(nxt, NORMS):
+                out.append(ChannelMask(m.out_channels, init=init))
+        elif isinstance(m, NORMS) and i > 0 and _is_regular_conv(layers[i - 1]):
+            out.append(ChannelMask(m.num_features, init=init))
+    return out
+
+
+def insert_masks(generator, config=1.0, input_shape=None, init=0.01):
+    """A trainable plain copy of ``generator`` with masks and transition convs in every residual block."""
+    shape = input_shape or default_input_shape(generator, 32)
+    model = extract(generator, config, input_shape=shape, fold_bn=False)
+    for i, block in enumerate(model.blocks):
+        layers = list(block.body)
+        convs = [m for m in layers if _is_regular_conv(m)]
+        model.blocks[i] = PrunableBlock(_masked_body(layers, init), _identity_1x1(convs[-1].out_channels))
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model.subnet_config = dict(model.subnet_config, masked=True)
+    return model
+
+
+def ppcd_regularizer(model, weight=LAMBDA_PP):
+    """``weight · Σ|w + 1|`` over every mask (add to the generator loss)."""
+    return weight * sparsity_loss(model)
+
+
+def ppcd_step(masked, teacher, discriminator, opt_g, opt_d, inputs, targets, alpha, layers=None,
+              lambda_pp=LAMBDA_PP, lambda_cd=1.0, lambda_recon=0.0):
+    """One PPCD step: L = λ_PP·Σ|w+1| + λ_CD·ℓ_CD + L_ADV (+ λ_recon·L1 to the teacher), then binarization.
+
+    ``masked`` comes from ``insert_masks``; ``teacher`` is the (larger) generator whose attention maps
+    are distilled at ``layers`` (default: ``distill_layers``). Returns the losses and mask statistics.
+    """
+    import torch.nn.functional as F
+
+    from .distill import attention_distillation, capture, distill_layers
+    from .losses import d_hinge_loss, g_hinge_loss
+
+    layers = layers or distill_layers(masked)
+    teacher.eval()
+    with torch.no_grad(), capture(teacher, layers) as t_feats:
+        t_out = teacher(inputs)
+        t_feats = dict(t_feats)
+    with capture(masked, layers) as s_feats:
+        fake = masked(inputs)
+        s_feats = dict(s_feats)
+
+    discriminator.requires_grad_(True)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d = d_hinge_loss(discriminator(torch.cat([inputs, targets], 1)),
+                          discriminator(torch.cat([inputs, fake.detach()], 1)))
+    loss_d.backward()
+    opt_d.step()
+
+    discriminator.requires_grad_(False)
+    opt_g.zero_grad(set_to_none=True)
+    adversarial = g_hinge_loss(discriminator(torch.cat([inputs, fake], 1)))
+    cd = attention_distillation(s_feats, t_feats, layers)
+    pp = sparsity_loss(masked)
+    loss_g = adversarial + lambda_pp * pp + lambda_cd * cd
+    if lambda_recon:
+        loss_g = loss_g + lambda_recon * F.l1_loss(fake, t_out)
+    loss_g.backward()
+    opt_g.step()
+    discriminator.requires_grad_(True)
+    frozen = update_masks(masked, alpha)
+    return dict({"d": loss_d.item(), "g": adversarial.item(), "pp": pp.item(), "cd": float(cd.detach()),
+                 "frozen_masks": frozen}, **{"kept": mask_stats(masked)["kept"]})
+
+
+# --- physical removal ----------------------------------------------------------------------------
+
+def _conv_like(conv, in_idx=None, out_idx=None, bias=None, weight=None):
+    w = conv.weight.detach() if weight is None else weight
+    depthwise = conv.groups > 1 and conv.groups == conv.in_channels
+    if depthwise:
+        idx = out_idx if out_idx is not None else in_idx
+        w = w[idx]
+        cin = cout = groups = len(idx)
+    else:
+        if out_idx is not None:
+            w = w[out_idx]
+        if in_idx is not None:
+            w = w[:, in_idx]
+        cout, cin, groups = w.shape[0], w.shape[1], 1
+    b = bias if bias is not None else conv.bias
+    if b is not None and out_idx is not None and bias is None:
+        b = b.detach()[out_idx]
+    new = nn.Conv2d(cin, cout, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+                    dilation=conv.dilation, groups=groups, bias=b is not None, padding_mode=conv.padding_mode)
+    with torch.no_grad():
+        new.weight.copy_(w)
+        if b is not None:
+            new.bias.copy_(b)
+    return new
+
+
+def _norm_like(norm, idx):
+    n = len(idx)
+    if isinstance(norm, nn.BatchNorm2d):
+        new = nn.BatchNorm2d(n, eps=norm.eps, momentum=norm.momentum, affine=norm.affine,
+                             track_running_stats=norm.track_running_stats)
+    else:
+        new = nn.InstanceNorm2d(n, eps=norm.eps, momentum=norm.momentum, affine=norm.affine,
+                                track_running_stats=norm.track_running_stats)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            src = getattr(norm, name, None)
+            if src is not None:
+                getattr(new, name).copy_(src.detach()[idx])
+        if getattr(norm, "num_batches_tracked", None) is not None:
+            new.num_batches_tracked.copy_(norm.num_batches_tracked)
+    return new
+
+
+@torch.no_grad()
+def _zero_channel_constants(segment, channels, device):
+    """What each channel becomes after ``segment`` when it enters as zeros (checked spatially constant)."""
+    x = torch.zeros(1, channels, 7, 7, device=device)
+    for m in segment:
+        x = m(x)
+    const = x[0, :, x.shape[2] // 2, x.shape[3] // 2]
+    uniform = bool(((x - const.view(1, -1, 1, 1)).abs() <= 1e-6).all())
+    return const, uniform
+
+
+@torch.no_grad()
+def _prune_first_mask(layers, transition):
+    k = next(i for i, m in enumerate(layers) if isinstance(m, ChannelMask))
+    mask = layers[k]
+    if not bool(mask.frozen):
+        raise ValueError("mask %d is not binarized; call update_masks()/binarize() first" % k)
+    p = max(i for i in range(k) if _is_regular_conv(layers[i]))
+    cons = next((i for i in range(k + 1, len(layers)) if _is_regular_conv(layers[i])), None)
+    consumer = layers[cons] if cons is not None else transition
+    segment = layers[k + 1:cons] if cons is not None else layers[k + 1:]
+    device = mask.binary.device
+    keep = mask.kept()
+    dummy = len(keep) == 0
+    if dummy:  # a layer with every channel masked keeps one channel whose consumer weight is zero
+        keep = torch.zeros(1, dtype=torch.long, device=device)
+    removed = torch.nonzero(mask.mask() <= mask.pivot).flatten()
+    const, uniform = _zero_channel_constants([m.eval() for m in segment], mask.channels, device)
+    w = consumer.weight.detach().clone()
+    fold = (w[:, removed].sum(dim=(2, 3)) * const[removed].view(1, -1)).sum(dim=1)
+    if dummy:
+        w[:, keep] = 0.0
+    if fold.abs().max() > 0 and (not uniform or consumer.kernel_size != (1, 1)):
+        raise NotImplementedError("removed channels carry a non-zero constant into a %s conv" % (consumer.kernel_size,))
+    # producer, its norm, the layers between mask and consumer
+    layers[p] = _conv_like(layers[p], out_idx=keep)
+    for i in range(p + 1, k):
+        if isinstance(layers[i], NORMS):
+            layers[i] = _norm_like(layers[i], keep)
+    for i in range(k + 1, cons if cons is not None else len(layers)):
+        if isinstance(layers[i], nn.Conv2d):
+            layers[i] = _conv_like(layers[i], out_idx=keep)
+        elif isinstance(layers[i], NORMS):
+            layers[i] = _norm_like(layers[i], keep)
+    bias = consumer.bias.detach().clone() if consumer.bias is not None else torch.zeros(w.shape[0], device=device)
+    bias = bias + fold
+    needs_bias = consumer.bias is not None or bool(fold.abs().max() > 0)
+    new_consumer = _conv_like(consumer, in_idx=keep, bias=bias if needs_bias else None, weight=w)
+    if cons is not None:
+        layers[cons] = new_consumer
+    else:
+        transition = new_consumer
+    del layers[k]
+    return layers, transition, keep
+
+
+@torch.no_grad()
+def physically_prune(model):
+    """A plain smaller generator without masks: zero-mask channels removed (masks must be binarized).
+
+    The result computes the masked model's function (eval mode); ``model.pruned_channels`` lists the
+    channels kept after each mask (block name → [kept counts]).
+    """
+    pruned = copy.deepcopy(model).eval()
+    kept = {}
+    for name, block in list(pruned.named_modules()):
+        if not isinstance(block, PrunableBlock):
+            continue
+        layers, transition = list(block.body), block.transition
+        counts = []
+        while any(isinstance(m, ChannelMask) for m in layers):
+            layers, transition, keep = _prune_first_mask(layers, transition)
+            counts.append(int(len(keep)))
+        block.body = nn.Sequential(*layers)
+        block.transition = transition
+        kept[name] = counts
+    for p in pruned.parameters():
+        p.requires_grad_(False)
+    pruned.pruned_channels = kept
+    return pruned.eval()
+
+
+def prune_report(masked, pruned, input_shape):
+    """Params and MACs of the masked and the pruned generator."""
+    a, b = cost(masked, input_shape), cost(pruned, input_shape)
+    return {"masked": a, "pruned": b, "masks": mask_stats(masked),
+            "params_ratio": a["params"] / float(b["params"]), "macs_ratio": a["macs"] / float(b["macs"])}
+
+
+__all__ = ["LAMBDA_PP", "PrunableBlock", "insert_masks", "mask_stats", "masks", "physically_prune",
+           "ppcd_regularizer", "ppcd_step", "prune_report", "sparsity_loss", "update_masks"]

@@ -1,0 +1,214 @@
+"""The SlimGAN recipe for noise → image generation (METHODS.md §1), on Fashion-MNIST (all 10 classes).
+
+Each step runs the slimmable generator at every width, widest first, on the same noise (and labels):
+
+* discriminator: ``SharedTrunkProjectionD`` — shared first layers, one head per width (SlimGAN's
+  "shared D"), hinge loss per width on its own head; class-conditional via projection (cGAN-pd);
+* generator, per width: hinge adversarial loss on its head + ``λ_distill`` · inplace distillation
+  (``stepwise``: each width from the next wider one, detached; ``naive``: from the widest).
+
+After training, BatchNorm statistics can be re-estimated per width (``recalibrate_bn`` batches),
+and the generator is scored per width with the project's classifier: FD-FMNIST, IS-FMNIST, and mIC
+over widths (``evaluate_gan``). ``train_slimgan`` returns a checkpoint dict
+(``edgegan.checkpoint`` layout).
+"""
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from ..checkpoint import FORMAT
+from ..errors import EdgeganError
+from ..models import DCGANGenerator, NoiseResnetGenerator, SharedTrunkProjectionD
+from ..nn import at_width
+from .losses import DISTILL_MODES, d_hinge_loss, g_hinge_loss, inplace_distillation
+from .metrics import width_key
+
+GENERATORS = {"dcgan": DCGANGenerator, "resnet": NoiseResnetGenerator}
+ADAM_BETAS = (0.0, 0.9)  # SNGAN / SlimGAN
+
+
+@dataclass
+class SlimGANConfig:
+    model: str = "dcgan"
+    nz: int = 128
+    ngf: int = 32
+    ndf: int = 32
+    d_share: int = 1
+    n_classes: int = 0  # 0 or 10
+    cbn: str = "sliceable"
+    widths: tuple = (0.25, 0.5, 0.75, 1.0)
+    steps: int = 2000
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    lambda_distill: float = 1.0
+    distill: str = "stepwise"
+    recalibrate_bn: int = 0
+    eval_images: int = 1000
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self):
+        if self.model not in GENERATORS:
+            raise EdgeganError("--model must be one of %s, got %r" % (", ".join(GENERATORS), self.model))
+        if self.distill not in DISTILL_MODES:
+            raise EdgeganError("--distill must be one of %s, got %r" % (", ".join(DISTILL_MODES), self.distill))
+        if self.n_classes not in (0, 10):
+            raise EdgeganError("--n-classes must be 0 (unconditional) or 10 (Fashion-MNIST), got %r" % self.n_classes)
+        for name in ("steps", "batch_size", "ngf", "ndf", "nz"):
+            if getattr(self, name) < 1:
+                raise EdgeganError("--%s must be at least 1, got %r" % (name.replace("_", "-"), getattr(self, name)))
+
+
+def build_gan(config, size=32, out_channels=1):
+    widths = sorted(float(w) for w in config.widths)
+    g = GENERATORS[config.model](nz=config.nz, out_channels=out_channels, ngf=config.ngf, size=size,
+                                 n_classes=config.n_classes, cbn=config.cbn, widths=widths)
+    d = SharedTrunkProjectionD(out_channels, ndf=config.ndf, size=size, n_classes=config.n_classes,
+                               n_share=config.d_share, n_heads=len(widths))
+    return g, d
+
+
+def _gen_args(generator, z, y):
+    return (z, y) if generator.n_classes else (z,)
+
+
+def train_step(generator, discriminator, opt_g, opt_d, real, labels, config):
+    """One SlimGAN step; returns the losses (averaged over widths) as floats."""
+    widths = generator.widths  # ascending; head i scores width i
+    n = real.shape[0]
+    z = torch.randn(n, generator.nz, device=real.device)
+    y = labels if generator.n_classes else None
+    fakes = {}
+    for w in reversed(widths):  # widest first
+        with at_width(generator, w):
+            fakes[w] = generator(*_gen_args(generator, z, y))
+
+    discriminator.requires_grad_(True)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d = sum(d_hinge_loss(discriminator(real, y, head), discriminator(fakes[w].detach(), y, head))
+                 for head, w in enumerate(widths))
+    loss_d.backward()
+    opt_d.step()
+
+    discriminator.requires_grad_(False)
+    opt_g.zero_grad(set_to_none=True)
+    adversarial = sum(g_hinge_loss(discriminator(fakes[w], y, head)) for head, w in enumerate(widths))
+    distillation = inplace_distillation([fakes[w] for w in widths], config.distill)
+    loss_g = adversarial + config.lambda_distill * distillation
+    loss_g.backward()
+    opt_g.step()
+    k = len(widths)
+    return {"d": loss_d.item() / k, "g": adversarial.item() / k, "distill": distillation.item()}
+
+
+@torch.no_grad()
+def sample_widths(generator, n, seed=0, batch_size=250, device="cpu"):
+    """``{width: N×C×H×W images}`` from the same noise (and labels: ``k mod 10``) at every width."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, generator.nz, generator=gen)
+    y = torch.arange(n) % generator.n_classes if generator.n_classes else None
+    was_training = generator.training
+    generator.eval()
+    out = {}
+    for w in generator.widths:
+        parts = []
+        with at_width(generator, w):
+            for i in range(0, n, batch_size):
+                args = (z[i:i + batch_size].to(device),)
+                if y is not None:
+                    args += (y[i:i + batch_size].to(device),)
+                parts.append(generator(*args).cpu())
+        out[w] = torch.cat(parts)
+    generator.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def evaluate_gan(generator, real_images, n=1000, classifier=None, seed=0, device="cpu"):
+    """Per width ``{"fd_fmnist", "is_fmnist"}`` plus ``"mic"`` across widths (classifier features)."""
+    from .gan_metrics import classifier_outputs, fd_fmnist, is_fmnist, mic
+
+    if classifier is None:
+        from .classifier import load_classifier
+
+        classifier, _ = load_classifier()
+    samples = sample_widths(generator, n, seed=seed, device=device)
+    real_feats, _ = classifier_outputs(real_images[:n], classifier)
+    feats, metrics = {}, {}
+    for w, images in samples.items():
+        f, p = classifier_outputs(images, classifier)
+        feats[w] = f
+        metrics[width_key(w)] = {"fd_fmnist": fd_fmnist(real_feats, f), "is_fmnist": is_fmnist(p)}
+    return {"widths": metrics, "mic": mic(feats)}
+
+
+def _batches(images, labels, batch_size, seed):
+    rng = np.random.default_rng(seed)
+    while True:
+        order = torch.from_numpy(rng.permutation(len(images)))
+        for i in range(0, len(order) - batch_size + 1, batch_size):
+            idx = order[i:i + batch_size]
+            yield images[idx], labels[idx]
+
+
+def train_slimgan(config, images, labels, test_images=None, progress=None):
+    """Train a slimmable noise → image GAN on ``images`` (N×1×32×32 in [-1, 1]) and ``labels`` (N int64).
+
+    Returns a checkpoint dict; ``metrics`` holds FD-FMNIST / IS-FMNIST per width and mIC when
+    ``config.eval_images`` and ``test_images`` are given.
+    """
+    config.validate()
+    from .slimmable import resolve_device, seed_everything
+
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    size, channels = images.shape[-1], images.shape[1]
+    generator, discriminator = build_gan(config, size, channels)
+    generator.to(device)
+    discriminator.to(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=ADAM_BETAS)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=ADAM_BETAS)
+    batches = _batches(images, labels, config.batch_size, config.seed)
+    start = time.perf_counter()
+    history = []
+    generator.train()
+    discriminator.train()
+    for step in range(1, config.steps + 1):
+        real, y = next(batches)
+        losses = train_step(generator, discriminator, opt_g, opt_d, real.to(device), y.to(device), config)
+        if progress and (step % 100 == 0 or step == config.steps):
+            progress("step %d: %s" % (step, "  ".join("%s %.3f" % kv for kv in losses.items())))
+        if step % 100 == 0 or step == config.steps:
+            history.append({"step": step, "losses": losses})
+    if config.recalibrate_bn:
+        from .recalibrate import recalibrate_bn
+
+        gen = torch.Generator().manual_seed(config.seed + 1)
+        calib = []
+        for _ in range(config.recalibrate_bn):
+            z = torch.randn(config.batch_size, generator.nz, generator=gen)
+            calib.append((z, torch.randint(0, generator.n_classes, (config.batch_size,), generator=gen)) if generator.n_classes else (z,))
+        recalibrate_bn(generator, calib, device=device)
+    train_seconds = time.perf_counter() - start
+    metrics = {}
+    if config.eval_images and test_images is not None:
+        metrics = evaluate_gan(generator, test_images, n=min(config.eval_images, len(test_images)), device=device)
+    return {
+        "format": FORMAT,
+        "generator": {"arch": generator.arch(), "state_dict": generator.cpu().state_dict()},
+        "discriminator": {"arch": discriminator.arch(), "state_dict": discriminator.cpu().state_dict()},
+        "widths": list(generator.widths),
+        "data": {"name": "fmnist", "size": size, "in_channels": 0, "out_channels": channels,
+                 "nz": generator.nz, "n_classes": generator.n_classes,
+                 "input": {"content": "noise", "shape": [generator.nz]},
+                 "output": {"range": [-1.0, 1.0], "mean": [0.5] * channels, "std": [0.5] * channels,
+                            "content": "image", "color": "grey" if channels == 1 else "rgb"}},
+        "train": dict(asdict(config), recipe="slimgan", widths=list(generator.widths),
+                      seconds=round(train_seconds, 1), train_images=len(images), history=history,
+                      torch=str(torch.__version__)),
+        "metrics": metrics,
+    }
