@@ -394,3 +394,32 @@ def test_train_slimgan_cli_one_step(tmp_path, capsys):
     g, ckpt = load_generator(out)
     assert g.n_classes == 10 and ckpt["data"]["n_classes"] == 10
     assert main(["--steps", "1", "--out", out]) == 2  # exists, no --force
+
+
+def test_targets_onnx_export_takes_noise_and_label(tmp_path):
+    """``edgegan.targets.onnx.compile_onnx`` with several example inputs (noise + label), parity under ORT."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxsim")
+    from edgegan.targets.onnx import compile_onnx, export, measure_parity
+
+    g = _generator("dcgan_generator", 10, "sliceable")
+    z, y = _inputs(10, n=1)
+    _warm_stats(g, _inputs(10, n=6))
+    sub = extract_with_inputs(g, 0.5, (z, y))
+    path = str(tmp_path / "c.onnx")
+    model = compile_onnx(sub, None, path, 13, example_inputs=(z, y))
+    assert [i.name for i in model.graph.input] == ["input", "label"]
+    gen = torch.Generator().manual_seed(3)
+    inputs = [(torch.randn(1, NZ, generator=gen).numpy(), torch.tensor([k]).numpy()) for k in (0, 4, 9)]
+    parity = measure_parity(path, sub, inputs, data_range=2.0)
+    assert parity["psnr_db"] > 80 and parity["n_inputs"] == 3
+    with at_width(g, 0.5):
+        ref = g.eval()(torch.from_numpy(inputs[1][0]), torch.from_numpy(inputs[1][1]))
+    import onnxruntime as ort
+
+    out = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(
+        None, {"input": inputs[1][0], "label": inputs[1][1]})[0]
+    assert np.abs(out - ref.detach().numpy()).max() <= 1e-5
+    # single-input export is unchanged
+    assert [i.name for i in export(extract_with_inputs(_generator("dcgan_generator", 0, "sliceable"), 0.5),
+                                   (1, NZ), 13).graph.input] == ["input"]

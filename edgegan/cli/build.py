@@ -9,6 +9,7 @@ EPILOG = """examples:
   edgegan build --target cpu --checkpoint runs/shoes.pt --widths 0.25,1.0 --out shoes-cpu
   edgegan build --target my-board.toml --force        # your own device profile
   edgegan build --target cpu --json                   # the manifest on stdout
+  edgegan build --target cpu --checkpoint runs/supernet.pt --configs front.json   # searched sub-networks
   edgegan build --target cpu-int8 --calibration photos/ --observer percentile
 """
 
@@ -22,13 +23,17 @@ def _widths(text):
 
 def register(sub):
     p = sub.add_parser("build", help="compile a checkpoint into a bundle for a device",
-                       description="Cut each width out of a slimmable checkpoint, compile it for a device "
+                       description="Cut each width (or each --configs channel config) out of a checkpoint, compile it "
+                                   "for a device "
                                    "profile, measure parity against PyTorch, and write a bundle directory.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", required=True, help="a profile name (see `edgegan targets`) or a profile .toml file")
     p.add_argument("--checkpoint", help="a checkpoint from `edgegan train` (default: the packaged model)")
     p.add_argument("--out", help="bundle directory to write (default: ./edgegan-TARGET)")
     p.add_argument("--widths", type=_widths, help="widths to include, e.g. 0.25,1.0 (default: all trained)")
+    p.add_argument("--configs", metavar="FILE",
+                   help="build per-slot channel configs instead of widths: the JSON `edgegan search --out` "
+                        "writes (default: the checkpoint's own configs if it stores some, else every width)")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="default: the profile's")
     p.add_argument("--calibration", metavar="DIR",
                    help="int8: a folder of real input images to calibrate on (default: the checkpoint's training data)")
@@ -51,7 +56,8 @@ def run(args):
 
     out, manifest = build_bundle(args.target, checkpoint=args.checkpoint, out=args.out, widths=args.widths,
                                  precision=args.precision, force=args.force, n_parity_inputs=args.parity_inputs,
-                                 progress=not args.json, calibration=args.calibration, observer=args.observer)
+                                 progress=not args.json, calibration=args.calibration, observer=args.observer,
+                                 configs=args.configs)
     if args.json:
         emit_json({"bundle": out, "manifest": manifest})
         return 0

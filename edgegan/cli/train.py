@@ -1,6 +1,6 @@
 """``edgegan train RECIPE``: train a generator and write a checkpoint.
 
-Recipes are sub-commands of ``train`` (``slimmable`` here); the argument groups shared by
+Recipes are sub-commands of ``train`` (``slimmable``, ``supernet``, ``ppcd`` here); the argument groups shared by
 recipes (data, generator, optimisation, output) are helpers so that later recipes reuse them.
 Torch and the training code are imported inside the handlers.
 """
@@ -85,11 +85,13 @@ def add_output_arguments(parser):
 
 def register(subparsers):
     train = subparsers.add_parser(
-        "train", help="train a generator (recipes: slimmable, slimgan)",
+        "train", help="train a generator (recipes: slimmable, supernet, ppcd, slimgan)",
         description="Train a generator with one of the recipes and write a checkpoint for `edgegan build`.")
     recipes = train.add_subparsers(dest="recipe", metavar="RECIPE")
     train.set_defaults(func=lambda args: train.print_help() or 2)
     _register_slimmable(recipes)
+    _register_supernet(recipes)
+    _register_ppcd(recipes)
     from .train_slimgan import register_recipe as register_slimgan
 
     register_slimgan(recipes)
@@ -164,3 +166,172 @@ def report_metrics(args, ckpt):
                               ("ssim", "SSIM", "{:.4f}"), ("l1", "L1", "{:.4f}")]))
     print("held-out: %d pairs of %s; %d steps in %.0f s; wrote %s"
           % (train["test_images"], ckpt["data"]["name"], train["steps"], train["seconds"], args.out))
+
+
+SUPERNET_EPILOG = """examples:
+  # a once-for-all mobile student of a trained teacher, then search it and build the front
+  edgegan train supernet --teacher runs/fmnist_shoes_32.pt --data fmnist-shoes --steps 2000 --out runs/supernet.pt
+  edgegan search --checkpoint runs/supernet.pt --budget-macs 2e7 --out front.json
+  edgegan build --target cpu --checkpoint runs/supernet.pt --configs front.json
+"""
+
+PPCD_EPILOG = """examples:
+  # prune the teacher itself with learnable masks, distilling its attention maps
+  edgegan train ppcd --teacher runs/fmnist_shoes_32.pt --data fmnist-shoes --steps 2000 --out runs/ppcd.pt
+  edgegan build --target cpu --checkpoint runs/ppcd.pt
+"""
+
+
+def add_teacher_arguments(parser):
+    g = parser.add_argument_group("teacher")
+    g.add_argument("--teacher", required=True, metavar="CKPT.pt",
+                   help="the teacher's checkpoint (`edgegan train slimmable`); run at full width")
+    g.add_argument("--no-inherit-d", action="store_true",
+                   help="start the discriminator from scratch even when the teacher checkpoint has one")
+    return g
+
+
+def _load_teacher(args):
+    from ..checkpoint import load_generator
+    from ..errors import EdgeganError
+
+    teacher, ckpt = load_generator(args.teacher)
+    if not hasattr(teacher, "blocks"):
+        raise EdgeganError("%s: the teacher must be a ResNet-style generator (resnet_generator, "
+                           "mobile_resnet_generator), not %s" % (args.teacher, ckpt["generator"]["arch"]["name"]))
+    teacher_d = None
+    d = ckpt.get("discriminator")
+    if d is not None and not args.no_inherit_d and d.get("arch", {}).get("name") == "shared_trunk_patchgan":
+        teacher_d = d
+    return teacher, ckpt, teacher_d
+
+
+def _check_data(teacher_ckpt, train_set, args):
+    from ..errors import EdgeganError
+
+    meta, tdata = train_set.describe(), teacher_ckpt["data"]
+    for key in ("in_channels", "out_channels"):
+        if int(meta[key]) != int(tdata[key]):
+            raise EdgeganError("--data has %s=%s but the teacher was trained with %s" % (key, meta[key], tdata[key]))
+
+
+def _register_supernet(recipes):
+    p = recipes.add_parser(
+        "supernet", help="GAN Compression: a once-for-all mobile student distilled from a teacher",
+        description="Train a mobile (separable-conv ResBlock) student as a once-for-all supernet: each step "
+                    "samples per-slot channel counts (multiples of --step), and the student learns "
+                    "L = L_cGAN + λ_recon·L1(student, teacher output) + λ_distill·Σ‖f_t(S_t) − T_t‖² over 4 "
+                    "intermediate features (learnable 1×1 adapters). The checkpoint is what `edgegan search` "
+                    "reads; prints held-out PSNR / SSIM / L1 at the student's widths.",
+        epilog=SUPERNET_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_teacher_arguments(p)
+    add_data_arguments(p)
+    g = p.add_argument_group("student")
+    g.add_argument("--ngf", type=int, help="student channels of its first layer (default: the teacher's)")
+    g.add_argument("--n-blocks", type=int, help="student residual blocks (default: the teacher's)")
+    g.add_argument("--norm", choices=("bn", "in"), default="in",
+                   help="in: InstanceNorm (default: a supernet's BN statistics belong to no sub-network); "
+                        "bn: search it with --recalibrate")
+    g.add_argument("--step", type=int, default=8, help="channel counts are multiples of STEP (default 8)")
+    g.add_argument("--lambda-recon", type=float, default=10.0, help="weight of L1 to the teacher's output (default 10)")
+    g.add_argument("--lambda-distill", type=float, default=1.0, help="weight of feature distillation (default 1)")
+    add_optimisation_arguments(p)
+    p.set_defaults(batch_size=16)
+    add_output_arguments(p)
+    p.set_defaults(func=run_supernet)
+
+
+def _register_ppcd(recipes):
+    p = recipes.add_parser(
+        "ppcd", help="PPCD-GAN: learnable channel masks + sparsity + attention distillation, then pruning",
+        description="Put a learnable mask (sigmoid(10³·w)) after each conv of every residual block of the "
+                    "teacher (or of --init) plus a transition 1×1 conv, train with L = L_ADV + "
+                    "λ_PP·Σ|w+1| + λ_CD·ℓ_CD (attention maps distilled from the teacher) + λ_recon·L1 to the "
+                    "teacher, binarize masks once more than --alpha of their channels are off, then remove the "
+                    "zero channels. Writes a pruned checkpoint `edgegan build` compiles.",
+        epilog=PPCD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_teacher_arguments(p)
+    add_data_arguments(p)
+    g = p.add_argument_group("masks and losses")
+    g.add_argument("--init", metavar="CKPT.pt", help="generator to prune (default: the teacher); same block count")
+    g.add_argument("--init-width", type=float, default=1.0, help="width of --init (or the teacher) to start from")
+    g.add_argument("--alpha", type=float, default=0.5,
+                   help="binarize a mask once this fraction of its channels is at most 0.005 (default 0.5)")
+    g.add_argument("--lambda-pp", type=float, default=0.01, help="weight of the sparsity loss (default 0.01)")
+    g.add_argument("--lambda-cd", type=float, default=1.0, help="weight of attention distillation (default 1)")
+    g.add_argument("--lambda-recon", type=float, default=10.0, help="weight of L1 to the teacher's output (default 10)")
+    g.add_argument("--mask-lr", type=float, help="learning rate of the mask parameters (default: --lr)")
+    g.add_argument("--mask-init", type=float, default=0.01, help="initial mask parameter w (default 0.01: m ≈ 1)")
+    add_optimisation_arguments(p)
+    p.set_defaults(batch_size=16)
+    add_output_arguments(p)
+    p.set_defaults(func=run_ppcd)
+
+
+def _evaluate_into(ckpt, test_set, args):
+    from torch.utils.data import Subset
+
+    from ..models import build_model
+    from ..train.metrics import evaluate_widths
+
+    gen = build_model(ckpt["generator"]["arch"])
+    gen.load_state_dict(ckpt["generator"]["state_dict"])
+    gen = gen.to(args.device).eval()
+    n = min(len(test_set), args.eval_images) if args.eval_images else len(test_set)
+    ckpt["metrics"] = evaluate_widths(gen, Subset(test_set, range(n)), [float(w) for w in ckpt["widths"]],
+                                      device=args.device)
+    ckpt["train"]["test_images"] = n
+
+
+def _finish(args, ckpt, test_set):
+    from ..checkpoint import save_checkpoint
+
+    _evaluate_into(ckpt, test_set, args)
+    ckpt["train"]["data"] = args.data
+    ckpt["train"]["teacher"] = args.teacher
+    if args.generator_only:
+        ckpt.pop("discriminator", None)
+    save_checkpoint(args.out, ckpt)
+    report_metrics(args, ckpt)
+
+
+def run_supernet(args):
+    check_output_path(args.out, args.force)
+    from ..train.data import load_pair
+    from ..train.distill import train_supernet
+    from ..train.slimmable import resolve_device
+
+    _configure_threads(args)
+    resolve_device(args.device)
+    teacher, tckpt, teacher_d = _load_teacher(args)
+    train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction)
+    _check_data(tckpt, train_set, args)
+    ckpt = train_supernet(teacher, train_set, args.steps, ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm,
+                          step=args.step, batch_size=args.batch_size, lr=args.lr, lambda_recon=args.lambda_recon,
+                          lambda_distill=args.lambda_distill, seed=args.seed, device=args.device, teacher_d=teacher_d)
+    _finish(args, ckpt, test_set)
+
+
+def run_ppcd(args):
+    check_output_path(args.out, args.force)
+    from ..checkpoint import load_generator
+    from ..train.data import load_pair
+    from ..train.prune import train_ppcd
+    from ..train.slimmable import resolve_device
+
+    _configure_threads(args)
+    resolve_device(args.device)
+    teacher, tckpt, teacher_d = _load_teacher(args)
+    init = load_generator(args.init)[0] if args.init else None
+    train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction)
+    _check_data(tckpt, train_set, args)
+    ckpt, report = train_ppcd(teacher, train_set, args.steps, init=init, config=args.init_width, alpha=args.alpha,
+                              batch_size=args.batch_size, lr=args.lr, mask_lr=args.mask_lr,
+                              lambda_pp=args.lambda_pp, lambda_cd=args.lambda_cd, lambda_recon=args.lambda_recon,
+                              mask_init=args.mask_init, seed=args.seed, device=args.device, teacher_d=teacher_d)
+    _finish(args, ckpt, test_set)
+    if not args.json:
+        print("pruned: %d → %d params (%.2f×), %d → %d MACs (%.2f×); %d of %d masked channels kept"
+              % (report["masked"]["params"], report["pruned"]["params"], report["params_ratio"],
+                 report["masked"]["macs"], report["pruned"]["macs"], report["macs_ratio"],
+                 report["masks"]["kept"], report["masks"]["total"]))

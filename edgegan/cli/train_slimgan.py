@@ -12,6 +12,11 @@ EPILOG = """examples:
   # the naive switchable cBN ablation (SlimGAN "×"); unconditional SNGAN-style ResNet
   edgegan train slimgan --n-classes 10 --cbn switchable --out runs/naive_cbn.pt
   edgegan train slimgan --model resnet --ngf 64 --out runs/resnet_u.pt
+  # resumable: checkpoint every 500 steps, CSV log; later continue the same run to 10000 steps
+  edgegan train slimgan --steps 5000 --save-every 500 --log-csv runs/s.csv --out runs/s.pt
+  edgegan train slimgan --steps 10000 --resume runs/s.pt --log-csv runs/s.csv --out runs/s.pt
+  # data-parallel: the same command on 2 processes (gloo on CPU, nccl with --device cuda)
+  torchrun --nproc_per_node 2 -m edgegan.cli.train_slimgan --steps 5000 --out runs/s.pt
 """
 
 
@@ -40,6 +45,13 @@ def add_arguments(p):
     g.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     g.add_argument("--threads", type=int)
     g.add_argument("--data-root", metavar="DIR")
+    g.add_argument("--resume", metavar="CKPT",
+                   help="continue a run from a checkpoint it wrote (weights, optimizers, step, RNG states) up to "
+                        "--steps; pass the same model arguments")
+    g.add_argument("--save-every", type=int, default=0, metavar="N",
+                   help="also write a resumable checkpoint to --out every N steps (atomic; default: only at the end)")
+    g.add_argument("--log-csv", metavar="PATH", help="write one CSV row (losses per width, seconds) per logged step")
+    g.add_argument("--log-every", type=int, default=100, metavar="N", help="log / report every N steps (default 100)")
     g = p.add_argument_group("output")
     g.add_argument("--out", required=True, metavar="CKPT.pt")
     g.add_argument("--force", action="store_true")
@@ -56,7 +68,22 @@ def register_recipe(recipes):
 
 
 def run(args):
-    check_output_path(args.out, args.force)
+    import os
+
+    from ..train import distributed
+
+    resuming_in_place = args.resume and os.path.abspath(args.resume) == os.path.abspath(args.out)
+    if not resuming_in_place:
+        check_output_path(args.out, args.force)
+    try:
+        return _run(args)
+    finally:
+        distributed.cleanup()
+
+
+def _run(args):
+    import os
+
     import torch
 
     from ..checkpoint import save_checkpoint
@@ -75,12 +102,19 @@ def run(args):
                            batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d,
                            lambda_distill=args.lambda_distill, distill=args.distill,
                            recalibrate_bn=args.recalibrate_bn, eval_images=args.eval_images, seed=args.seed,
-                           device=args.device)
+                           device=args.device, log_every=args.log_every)
     config.validate()
+    if args.save_every < 0:
+        raise EdgeganError("--save-every must be 0 (off) or a number of steps, got %r" % args.save_every)
     images, labels = load_fmnist("train", args.data_root)
     test_images, _ = load_fmnist("test", args.data_root, limit=args.eval_images or 1)
     ckpt = train_slimgan(config, images, labels, test_images=test_images,
-                         progress=None if args.json else (lambda line: print(line, file=sys.stderr)))
+                         progress=None if args.json else (lambda line: print(line, file=sys.stderr)),
+                         resume=args.resume, save_path=args.out, save_every=args.save_every, log_csv=args.log_csv)
+    from ..train.distributed import launched
+
+    if launched() and int(os.environ.get("RANK", "0")) != 0:
+        return 0  # rank 0 writes and reports
     save_checkpoint(args.out, ckpt)
     if args.json:
         emit_json({"out": args.out, "steps": args.steps, "seconds": ckpt["train"]["seconds"],

@@ -6,6 +6,7 @@ from .dcgan import DCGANGenerator
 from .noise_discriminator import SharedTrunkProjectionD
 from .noise_resnet import NoiseResnetGenerator
 from .patchgan import SharedTrunkPatchGAN
+from .pruned import PrunedGenerator
 from .resnet_generator import DEFAULT_WIDTHS, ResnetGenerator
 
 MODELS = {
@@ -13,6 +14,7 @@ MODELS = {
     "noise_resnet_generator": NoiseResnetGenerator,
     "resnet_generator": ResnetGenerator,
     "mobile_resnet_generator": MobileResnetGenerator,
+    "pruned_generator": PrunedGenerator,
     "shared_trunk_patchgan": SharedTrunkPatchGAN,
     "shared_trunk_projection_d": SharedTrunkProjectionD,
 }
@@ -29,4 +31,4 @@ def build_model(arch):
 
 
 __all__ = ["DCGANGenerator", "DEFAULT_WIDTHS", "MODELS", "MobileResnetGenerator", "NoiseResnetGenerator",
-           "ResnetGenerator", "SharedTrunkPatchGAN", "SharedTrunkProjectionD", "build_model"]
+           "PrunedGenerator", "ResnetGenerator", "SharedTrunkPatchGAN", "SharedTrunkProjectionD", "build_model"]

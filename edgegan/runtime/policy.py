@@ -26,13 +26,32 @@ from ..errors import BundleError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Policy", "PolicyMonitor", "manifest_policy", "run_live"]
+__all__ = ["Policy", "PolicyMonitor", "effective_widths", "manifest_policy", "run_live"]
+
+
+def effective_widths(variants):
+    """A width per variant for ordering: its ``width``, or for a width-less variant (per-slot channel
+    counts: once-for-all search, pruning) ``sqrt(macs / max macs)`` over the variants — MACs grow with
+    the square of a width multiplier, so the variant with the most MACs counts as width 1."""
+    variants = list(variants)
+    most = max([float(v.get("macs") or 0) for v in variants] or [0.0])
+    out = []
+    for v in variants:
+        if v.get("width") is not None:
+            out.append(float(v["width"]))
+        elif most > 0 and v.get("macs"):
+            out.append((float(v["macs"]) / most) ** 0.5)
+        else:
+            out.append(0.0)
+    return out
 
 
 def manifest_policy(profile_policy, variants):
     """The manifest ``policy`` for built ``variants`` from a device profile's ``[policy]`` table.
 
-    Widths become the closest built variant not wider than asked (the narrowest if none is):
+    Widths become the closest built variant not wider than asked (the narrowest if none is); a
+    variant built from per-slot channel counts (``"width": null``) counts as width
+    ``sqrt(macs / most MACs of the bundle)`` (``effective_widths``: widest = most MACs):
     ``default``, ``modes`` (mode → width), ``battery`` (``[{below = 20, width = 0.25}]``) and
     ``on_battery``; ``target_fps`` is copied. What ``edgegan build`` should write for a profile such as::
 
@@ -47,7 +66,9 @@ def manifest_policy(profile_policy, variants):
         below = 20
         width = 0.25
     """
-    by_width = sorted((v.get("width") or 0.0, v["name"]) for v in variants)
+    widths = effective_widths(variants)
+    by_width = sorted((w, v.get("macs") or 0, v["name"]) for w, v in zip(widths, variants))
+    by_width = [(w, name) for w, _, name in by_width]
 
     def pick(width):
         if isinstance(width, str) and any(name == width for _, name in by_width):
@@ -79,8 +100,8 @@ class Policy(object):
     def __init__(self, variants, default, modes=None, battery=None, on_battery=None, target_fps=None,
                  fps_table=None):
         self.variants = list(variants)
-        order = sorted(range(len(self.variants)), key=lambda i: (self.variants[i].get("width") or 0.0,
-                                                                  self.variants[i].get("macs") or 0, i))
+        widths = effective_widths(self.variants)
+        order = sorted(range(len(self.variants)), key=lambda i: (widths[i], self.variants[i].get("macs") or 0, i))
         self.rank = dict((self.variants[i]["name"], r) for r, i in enumerate(order))  # 0 = narrowest
         self.default = default
         self.modes = dict((str(k), v) for k, v in (modes or {}).items())

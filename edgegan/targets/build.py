@@ -34,6 +34,48 @@ def _parse_widths(widths, trained):
     return chosen
 
 
+def _load_configs(configs):
+    """``[(SubnetConfig, search quality or None)]`` from a JSON file path, an ``edgegan search --out``
+    front (``{"front": [{"config": {...}, "quality": ...}]}``), ``{"configs": [...]}``, or a list of
+    configs (``SubnetConfig``, ``{"name", "channels"}`` / ``{"width"}`` dicts, widths)."""
+    import json
+
+    if isinstance(configs, str):
+        try:
+            with open(configs) as f:
+                configs = json.load(f)
+        except (OSError, ValueError) as e:
+            raise TargetError("cannot read configs from %s (%s); pass the JSON that `edgegan search --out` "
+                              "writes" % (configs, e))
+    if isinstance(configs, dict):
+        if "front" in configs:
+            configs = configs["front"]
+        elif "configs" in configs:
+            configs = configs["configs"]
+        else:
+            raise TargetError("configs JSON needs a \"front\" (from `edgegan search --out`) or \"configs\" list")
+    out, seen = [], set()
+    for entry in configs or []:
+        quality = None
+        if isinstance(entry, dict) and "config" in entry:
+            quality = entry.get("quality")
+            entry = entry["config"]
+        try:
+            config = SubnetConfig.coerce(entry)
+        except (TypeError, ValueError) as e:
+            raise TargetError("bad config %r: %s" % (entry, e))
+        if config in seen:
+            continue
+        seen.add(config)
+        out.append((config, quality))
+    if not out:
+        raise TargetError("no configs to build")
+    names = [c.name for c, _ in out]
+    if len(set(names)) != len(names):
+        raise TargetError("config names are not unique: %s" % ", ".join(names))
+    return out
+
+
 def _io_spec(data, size):
     def spec(name, channels, part, content):
         info = dict(data.get(part, {}))
@@ -47,8 +89,13 @@ def _io_spec(data, size):
 
 
 def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None, force=False,
-                 n_parity_inputs=8, progress=True, calibration=None, observer=None):
+                 n_parity_inputs=8, progress=True, calibration=None, observer=None, configs=None):
     """Build a bundle for ``target``; returns ``(bundle_dir, manifest)``.
+
+    ``configs``: build per-slot channel configs instead of widths (a JSON path, e.g. the front that
+    `edgegan search --out` writes, or a list; see ``_load_configs``); each variant is named by its
+    config and carries ``"width": None`` and its ``"channels"``. Without ``widths`` and ``configs``,
+    a checkpoint's own ``"configs"`` list (if any) is built, else every trained width.
 
     ``calibration``: for ``int8``, a folder of real input images (default: the checkpoint's training
     data); ``observer`` overrides the profile's ``[calibrate] observer``.
@@ -66,7 +113,14 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
     input_spec, output_spec = _io_spec(data, size)
     compiler.set_io(input_spec, output_spec)
     shape = tuple(input_spec["shape"])
-    chosen = _parse_widths(widths, [float(w) for w in ckpt["widths"]])
+    if configs is not None and widths is not None:
+        raise TargetError("give widths or configs, not both")
+    if configs is None and widths is None and ckpt.get("configs"):
+        configs = ckpt["configs"]
+    if configs is not None:
+        chosen = _load_configs(configs)
+    else:
+        chosen = [(SubnetConfig(width=w), None) for w in _parse_widths(widths, [float(w) for w in ckpt["widths"]])]
     out = out or "edgegan-%s" % profile["name"]
     export = profile["export"]
     data_range = output_spec["range"][1] - output_spec["range"][0]
@@ -82,9 +136,12 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
 
     with BundleWriter(out, force=force) as writer:
         variants = []
-        for width in tqdm(chosen, desc="build %s" % profile["name"], unit="variant", disable=not progress):
-            config = SubnetConfig(width=width)
-            sub = extract(gen, config, input_shape=shape)
+        for config, search_quality in tqdm(chosen, desc="build %s" % profile["name"], unit="variant",
+                                           disable=not progress):
+            try:
+                sub = extract(gen, config, input_shape=shape)
+            except ValueError as e:
+                raise TargetError("%s: %s" % (config.name, e))
             apply_padding_policy(sub, export["padding"])
             filename = config.name + compiler.extension
             path = os.path.join(writer.path, filename)
@@ -99,7 +156,8 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
                 raise TargetError("%s: parity %.1f dB (%s) is below the profile's %.1f dB; the compiled artifact "
                                   "does not compute the model's function" % (config.name, parity["psnr_db"],
                                                                            compiler.name, min_psnr))
-            variant = {"name": config.name, "width": width, "channels": None, "file": filename,
+            variant = {"name": config.name, "width": config.width,
+                       "channels": dict(config.channels) if config.channels is not None else None, "file": filename,
                        "format": compiler.extension.lstrip("."), "precision": precision, "parity": parity,
                        "size_bytes": os.path.getsize(path)}
             variant.update(cost(sub, shape))
@@ -108,6 +166,8 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
                 variant["parity_fp16_emulated"] = onnx_compiler.measure_fp16_emulation(sub, inputs, data_range)
             if config.name in metrics:
                 variant["quality"] = dict(metrics[config.name])
+            elif search_quality is not None:
+                variant["quality"] = {"psnr": float(search_quality), "source": "edgegan search"}
             variants.append(variant)
         manifest = {
             "format": FORMAT,

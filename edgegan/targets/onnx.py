@@ -19,16 +19,39 @@ from ..errors import TargetError
 from .registry import Compiler, register_compiler
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"
+LABEL_NAME = "label"  # the second input of a class-conditional generator
 PSNR_CAP_DB = 200.0  # reported when outputs are bit-identical (an infinite PSNR is not valid JSON)
 
 
-def export(module, input_shape, opset):
-    """Trace ``module`` at ``input_shape`` to an ``onnx.ModelProto`` at exactly ``opset``."""
+def input_names_for(n):
+    """Graph input names for ``n`` inputs: ``input``; or ``input``, ``label`` (noise + class of a
+    conditional generator); or ``input``, ``input1``, ..."""
+    if n == 1:
+        return [INPUT_NAME]
+    if n == 2:
+        return [INPUT_NAME, LABEL_NAME]
+    return [INPUT_NAME] + ["input%d" % i for i in range(1, n)]
+
+
+def export(module, input_shape, opset, example_inputs=None, input_names=None):
+    """Trace ``module`` at ``input_shape`` to an ``onnx.ModelProto`` at exactly ``opset``.
+
+    ``example_inputs`` (a tuple of tensors, e.g. noise and an int64 label for a conditional
+    generator) replaces the single zero input of ``input_shape``; the graph inputs are then named
+    ``input_names`` (default ``input_names_for(len(example_inputs))``).
+    """
+    if example_inputs is None:
+        args, names = torch.zeros(tuple(input_shape)), [INPUT_NAME]
+    else:
+        args = tuple(example_inputs)
+        names = list(input_names or input_names_for(len(args)))
+        if len(names) != len(args):
+            raise TargetError("%d input names for %d example inputs" % (len(names), len(args)))
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), torch.zeros(tuple(input_shape)), buf, dynamo=False, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True)
+        torch.onnx.export(module.eval(), args, buf, dynamo=False, opset_version=opset,
+                          input_names=names, output_names=[OUTPUT_NAME], do_constant_folding=True)
     return onnx.load_from_string(buf.getvalue())
 
 
@@ -69,9 +92,11 @@ def check(model, opset, forbid_ops=()):
                           "[export] settings (e.g. padding = \"decompose\") or the model" % ", ".join(bad))
 
 
-def compile_onnx(module, input_shape, path, opset, forbid_ops=()):
-    """Export, simplify, check and save ``module``; returns the saved ``ModelProto``."""
-    model = simplify(export(module, input_shape, opset))
+def compile_onnx(module, input_shape, path, opset, forbid_ops=(), example_inputs=None, input_names=None):
+    """Export, simplify, check and save ``module``; returns the saved ``ModelProto``.
+
+    ``example_inputs`` / ``input_names``: several inputs (see ``export``)."""
+    model = simplify(export(module, input_shape, opset, example_inputs=example_inputs, input_names=input_names))
     check(model, opset, forbid_ops)
     onnx.save(model, path)
     return model
@@ -108,10 +133,18 @@ def _session(path, threads=1):
 
 @torch.no_grad()
 def measure_parity(path, module, inputs, data_range, measured_precision="fp32"):
-    """PSNR and max-abs error of the ONNX file under onnxruntime against ``module`` on ``inputs``."""
+    """PSNR and max-abs error of the ONNX file under onnxruntime against ``module`` on ``inputs``.
+
+    Each item of ``inputs`` is an array, or — for a graph with several inputs — a tuple of arrays in
+    the graph's input order."""
     session = _session(path)
-    ref = np.stack([module(torch.from_numpy(x)).numpy() for x in inputs])
-    out = np.stack([session.run(None, {INPUT_NAME: x})[0] for x in inputs])
+    names = [i.name for i in session.get_inputs()]
+
+    def as_tuple(x):
+        return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+    ref = np.stack([module(*(torch.from_numpy(np.asarray(a)) for a in as_tuple(x))).numpy() for x in inputs])
+    out = np.stack([session.run(None, dict(zip(names, as_tuple(x))))[0] for x in inputs])
     return {"psnr_db": round(psnr(ref, out, data_range), 2), "max_abs": float(np.max(np.abs(ref - out))),
             "n_inputs": len(inputs), "backend": "onnxruntime", "measured_precision": measured_precision}
 

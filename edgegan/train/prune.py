@@ -260,6 +260,90 @@ def physically_prune(model):
     return pruned.eval()
 
 
+def pruned_checkpoint(pruned, data, train=None, metrics=None, discriminator=None):
+    """A checkpoint dict (``save_checkpoint``) for ``physically_prune``'s result.
+
+    The generator is stored as a ``pruned_generator`` (``edgegan.models.PrunedGenerator``), which
+    rebuilds the exact module structure from the layer specs in its arch, so ``load_generator`` and
+    ``edgegan build`` work on it; it has one "width", 1.0 (variant ``w1``). ``metrics``: held-out
+    metrics (``{"psnr": ..}``) of the pruned model.
+    """
+    from ..models.pruned import PrunedGenerator
+
+    gen = pruned if isinstance(pruned, PrunedGenerator) else PrunedGenerator.from_module(pruned)
+    ckpt = {"generator": {"arch": gen.arch(), "state_dict": {k: v.detach().cpu().clone()
+                                                             for k, v in gen.state_dict().items()}},
+            "widths": [1.0], "data": dict(data), "train": dict(train or {}),
+            "metrics": {"w1": dict(metrics)} if metrics else {}}
+    if discriminator is not None:
+        ckpt["discriminator"] = discriminator
+    return ckpt
+
+
+def train_ppcd(teacher, train_set, steps, init=None, config=1.0, alpha=0.5, batch_size=16, lr=2e-4, mask_lr=None,
+               lambda_pp=LAMBDA_PP, lambda_cd=1.0, lambda_recon=10.0, mask_init=0.01, seed=0, device="cpu",
+               teacher_d=None, log=None):
+    """PPCD: masks in ``init`` (default: a copy of ``teacher``) at ``config``, ``steps`` of ``ppcd_step``
+    with attention distillation from ``teacher``, then every mask binarized and the zero channels removed.
+
+    Returns ``(checkpoint dict, report)``: the checkpoint (``pruned_checkpoint``) holds the pruned
+    generator; the report is ``prune_report`` of the masked vs the pruned generator.
+    ``teacher_d``: the teacher checkpoint's ``discriminator`` entry, inherited as in GAN Compression.
+    """
+    import random as _random
+    import time
+
+    from ..models import SharedTrunkPatchGAN
+    from ..nn import set_width
+    from .distill import inherit_discriminator
+    from .slimmable import ADAM_BETAS, endless_batches, seed_everything
+
+    seed_everything(seed)
+    meta = train_set.describe()
+    shape = (1, meta["in_channels"], int(meta["size"]), int(meta["size"]))
+    teacher = teacher.to(device).eval()
+    base = copy.deepcopy(init if init is not None else teacher).cpu()
+    masked = insert_masks(base, config, input_shape=shape, init=mask_init).to(device).train()
+    set_width(teacher, 1.0)
+    if teacher_d is not None:
+        disc = inherit_discriminator(teacher_d).to(device)
+    else:
+        disc = SharedTrunkPatchGAN(meta["in_channels"] + meta["out_channels"], ndf=16, n_layers=2, n_heads=1).to(device)
+    mask_params = [m.weight for m in masks(masked)]
+    ids = set(id(p) for p in mask_params)
+    opt_g = torch.optim.Adam([{"params": [p for p in masked.parameters() if id(p) not in ids]},
+                              {"params": mask_params, "lr": mask_lr or lr}], lr=lr, betas=ADAM_BETAS)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=ADAM_BETAS)
+    batches = endless_batches(train_set, batch_size, seed)
+    _random.seed(seed)
+    history = []
+    start = time.perf_counter()
+    for i in range(1, steps + 1):
+        inputs, targets = (t.to(device) for t in next(batches))
+        losses = ppcd_step(masked, teacher, disc, opt_g, opt_d, inputs, targets, alpha, lambda_pp=lambda_pp,
+                           lambda_cd=lambda_cd, lambda_recon=lambda_recon)
+        losses["step"] = i
+        history.append(losses)
+        if log:
+            log("step %d: %s" % (i, losses))
+    seconds = time.perf_counter() - start
+    for m in masks(masked):
+        m.binarize()  # masks still soft at the end are binarized at the pivot
+    masked = masked.cpu().eval()
+    pruned = physically_prune(masked)
+    report = prune_report(masked, pruned, shape)
+    train = {"recipe": "ppcd", "steps": steps, "batch_size": batch_size, "lr": lr, "mask_lr": mask_lr or lr,
+             "alpha": alpha, "lambda_pp": lambda_pp, "lambda_cd": lambda_cd, "lambda_recon": lambda_recon,
+             "seed": seed, "config": masked.subnet_config, "seconds": round(seconds, 1), "history": history[-10:],
+             "prune": {"masked": report["masked"], "pruned": report["pruned"], "masks": report["masks"],
+                       "params_ratio": report["params_ratio"], "macs_ratio": report["macs_ratio"]}}
+    ckpt = pruned_checkpoint(pruned, meta, train=train,
+                             discriminator={"arch": disc.arch(), "state_dict": disc.cpu().state_dict()}
+                             if hasattr(disc, "arch") else None)
+    ckpt["teacher"] = {"arch": teacher.arch()}
+    return ckpt, report
+
+
 def prune_report(masked, pruned, input_shape):
     """Params and MACs of the masked and the pruned generator."""
     a, b = cost(masked, input_shape), cost(pruned, input_shape)
@@ -268,4 +352,5 @@ def prune_report(masked, pruned, input_shape):
 
 
 __all__ = ["LAMBDA_PP", "PrunableBlock", "insert_masks", "mask_stats", "masks", "physically_prune",
-           "ppcd_regularizer", "ppcd_step", "prune_report", "sparsity_loss", "update_masks"]
+           "ppcd_regularizer", "ppcd_step", "prune_report", "pruned_checkpoint", "sparsity_loss", "train_ppcd",
+           "update_masks"]

@@ -24,6 +24,7 @@ from ..errors import EdgeganError
 from ..models import DCGANGenerator, NoiseResnetGenerator, SharedTrunkProjectionD
 from ..nn import at_width
 from .losses import DISTILL_MODES, d_hinge_loss, g_hinge_loss, inplace_distillation
+from .checkpointing import cpu_state_dict
 from .metrics import width_key
 
 GENERATORS = {"dcgan": DCGANGenerator, "resnet": NoiseResnetGenerator}
@@ -48,6 +49,7 @@ class SlimGANConfig:
     distill: str = "stepwise"
     recalibrate_bn: int = 0
     eval_images: int = 1000
+    log_every: int = 100
     seed: int = 0
     device: str = "cpu"
 
@@ -76,31 +78,47 @@ def _gen_args(generator, z, y):
     return (z, y) if generator.n_classes else (z,)
 
 
-def train_step(generator, discriminator, opt_g, opt_d, real, labels, config):
-    """One SlimGAN step; returns the losses (averaged over widths) as floats."""
-    widths = generator.widths  # ascending; head i scores width i
+def train_step(generator, discriminator, opt_g, opt_d, real, labels, config, per_width=None):
+    """One SlimGAN step; returns the losses (averaged over widths) as floats.
+
+    ``generator`` / ``discriminator`` may be ``DistributedDataParallel`` wrappers: every rank runs
+    every width each step, so all parameters get gradients and the all-reduce lines up. The generator
+    loss goes through the unwrapped discriminator (its gradients are not wanted there). When
+    ``per_width`` is a dict it receives ``d/wX`` and ``g/wX`` for every width.
+    """
+    from .distributed import unwrap
+
+    g_net, d_net = unwrap(generator), unwrap(discriminator)
+    widths = g_net.widths  # ascending; head i scores width i
     n = real.shape[0]
-    z = torch.randn(n, generator.nz, device=real.device)
-    y = labels if generator.n_classes else None
+    z = torch.randn(n, g_net.nz, device=real.device)
+    y = labels if g_net.n_classes else None
     fakes = {}
     for w in reversed(widths):  # widest first
-        with at_width(generator, w):
-            fakes[w] = generator(*_gen_args(generator, z, y))
+        with at_width(g_net, w):
+            fakes[w] = generator(*_gen_args(g_net, z, y))
 
-    discriminator.requires_grad_(True)
+    d_net.requires_grad_(True)
     opt_d.zero_grad(set_to_none=True)
-    loss_d = sum(d_hinge_loss(discriminator(real, y, head), discriminator(fakes[w].detach(), y, head))
-                 for head, w in enumerate(widths))
+    d_terms = [d_hinge_loss(discriminator(real, y, head), discriminator(fakes[w].detach(), y, head))
+               for head, w in enumerate(widths)]
+    loss_d = sum(d_terms)
     loss_d.backward()
     opt_d.step()
 
-    discriminator.requires_grad_(False)
+    d_net.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
-    adversarial = sum(g_hinge_loss(discriminator(fakes[w], y, head)) for head, w in enumerate(widths))
+    g_terms = [g_hinge_loss(d_net(fakes[w], y, head)) for head, w in enumerate(widths)]
+    adversarial = sum(g_terms)
     distillation = inplace_distillation([fakes[w] for w in widths], config.distill)
     loss_g = adversarial + config.lambda_distill * distillation
     loss_g.backward()
     opt_g.step()
+    d_net.requires_grad_(True)
+    if per_width is not None:
+        for w, ld, lg in zip(widths, d_terms, g_terms):
+            per_width["d/" + width_key(w)] = ld.item()
+            per_width["g/" + width_key(w)] = lg.item()
     k = len(widths)
     return {"d": loss_d.item() / k, "g": adversarial.item() / k, "distill": distillation.item()}
 
@@ -146,25 +164,64 @@ def evaluate_gan(generator, real_images, n=1000, classifier=None, seed=0, device
     return {"widths": metrics, "mic": mic(feats)}
 
 
-def _batches(images, labels, batch_size, seed):
+def _batches(images, labels, batch_size, seed, start=0):
+    """Shuffled batches forever (a new seeded permutation each epoch), from batch ``start`` on."""
     rng = np.random.default_rng(seed)
+    per_epoch = max(1, len(images) // batch_size)
+    for _ in range(start // per_epoch):  # skip whole epochs without touching the images
+        rng.permutation(len(images))
+    offset = start % per_epoch
     while True:
         order = torch.from_numpy(rng.permutation(len(images)))
-        for i in range(0, len(order) - batch_size + 1, batch_size):
+        for i in range(offset * batch_size, len(order) - batch_size + 1, batch_size):
             idx = order[i:i + batch_size]
             yield images[idx], labels[idx]
+        offset = 0
 
 
-def train_slimgan(config, images, labels, test_images=None, progress=None):
+def _checkpoint(generator, discriminator, config, size, channels, train_images, seconds, history, metrics):
+    return {
+        "format": FORMAT,
+        "generator": {"arch": generator.arch(), "state_dict": cpu_state_dict(generator)},
+        "discriminator": {"arch": discriminator.arch(), "state_dict": cpu_state_dict(discriminator)},
+        "widths": list(generator.widths),
+        "data": {"name": "fmnist", "size": size, "in_channels": 0, "out_channels": channels,
+                 "nz": generator.nz, "n_classes": generator.n_classes,
+                 "input": {"content": "noise", "shape": [generator.nz]},
+                 "output": {"range": [-1.0, 1.0], "mean": [0.5] * channels, "std": [0.5] * channels,
+                            "content": "image", "color": "grey" if channels == 1 else "rgb"}},
+        "train": dict(asdict(config), recipe="slimgan", widths=list(generator.widths),
+                      seconds=round(seconds, 1), train_images=train_images, history=list(history),
+                      torch=str(torch.__version__)),
+        "metrics": metrics,
+    }
+
+
+def train_slimgan(config, images, labels, test_images=None, progress=None, resume=None, save_path=None,
+                  save_every=0, log_csv=None):
     """Train a slimmable noise → image GAN on ``images`` (N×1×32×32 in [-1, 1]) and ``labels`` (N int64).
 
     Returns a checkpoint dict; ``metrics`` holds FD-FMNIST / IS-FMNIST per width and mIC when
-    ``config.eval_images`` and ``test_images`` are given.
+    ``config.eval_images`` and ``test_images`` are given. The dict carries ``"resume"`` (optimizers,
+    step, RNG states; ``edgegan.train.checkpointing``), so training can go on from it:
+
+    * ``resume``: path of such a checkpoint; training continues from its step up to ``config.steps``;
+    * ``save_path`` / ``save_every``: write a resumable checkpoint there every ``save_every`` steps
+      (atomically);
+    * ``log_csv``: append one CSV row per ``config.log_every`` steps (``edgegan.train.logging``).
+
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1), G and D are wrapped in DistributedDataParallel,
+    each rank draws its own batches and noise (``config.batch_size`` per rank), and only rank 0
+    saves, logs and reports progress; every rank returns the checkpoint dict.
     """
     config.validate()
+    from . import distributed
+    from .checkpointing import load_resume, resume_state, restore
+    from .logging import open_logger
     from .slimmable import resolve_device, seed_everything
 
-    device = resolve_device(config.device)
+    info = distributed.setup(resolve_device(config.device))
+    device = info.device
     seed_everything(config.seed)
     size, channels = images.shape[-1], images.shape[1]
     generator, discriminator = build_gan(config, size, channels)
@@ -172,19 +229,51 @@ def train_slimgan(config, images, labels, test_images=None, progress=None):
     discriminator.to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=ADAM_BETAS)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=ADAM_BETAS)
-    batches = _batches(images, labels, config.batch_size, config.seed)
-    start = time.perf_counter()
-    history = []
+    start_step, history, prior_seconds = 0, [], 0.0
+    if resume:
+        saved, state = load_resume(resume)
+        start_step = restore(saved, state, generator, discriminator, opt_g, opt_d)
+        history = list(state.get("history", []))
+        prior_seconds = float(saved.get("train", {}).get("seconds", 0.0))
+        if progress and info.is_main:
+            progress("resumed from %s at step %d" % (resume, start_step))
+    if info.enabled:  # each rank its own noise and batches; the weights come from rank 0
+        torch.manual_seed(config.seed + 1000003 * info.rank + start_step)
+    g_train = distributed.wrap(generator, info)
+    d_train = distributed.wrap(discriminator, info)
+    batches = _batches(images, labels, config.batch_size, config.seed + info.rank, start=start_step)
+    logger = open_logger(log_csv if info.is_main else None, append=bool(resume))
+    start = time.perf_counter() - prior_seconds  # seconds count the whole run, across resumes
     generator.train()
     discriminator.train()
-    for step in range(1, config.steps + 1):
-        real, y = next(batches)
-        losses = train_step(generator, discriminator, opt_g, opt_d, real.to(device), y.to(device), config)
-        if progress and (step % 100 == 0 or step == config.steps):
-            progress("step %d: %s" % (step, "  ".join("%s %.3f" % kv for kv in losses.items())))
-        if step % 100 == 0 or step == config.steps:
-            history.append({"step": step, "losses": losses})
-    if config.recalibrate_bn:
+
+    def snapshot(step, metrics=None):
+        ckpt = _checkpoint(generator, discriminator, config, size, channels, len(images),
+                           time.perf_counter() - start, history, metrics or {})
+        ckpt["resume"] = resume_state(step, opt_g, opt_d, history)
+        return ckpt
+
+    log_every = max(1, config.log_every)
+    try:
+        for step in range(start_step + 1, config.steps + 1):
+            real, y = next(batches)
+            per_width = {}
+            losses = train_step(g_train, d_train, opt_g, opt_d, real.to(device), y.to(device), config,
+                                per_width=per_width)
+            logged = step % log_every == 0 or step == config.steps
+            if logged:
+                history.append({"step": step, "losses": losses})
+                logger.log(step, time.perf_counter() - start, dict(losses, **per_width))
+                if progress and info.is_main:
+                    progress("step %d: %s" % (step, "  ".join("%s %.3f" % kv for kv in losses.items())))
+            if save_path and save_every and step % save_every == 0 and step < config.steps and info.is_main:
+                from ..checkpoint import save_checkpoint
+
+                save_checkpoint(save_path, snapshot(step))
+    finally:
+        logger.close()
+    final_state = resume_state(max(start_step, config.steps), opt_g, opt_d, history)
+    if config.recalibrate_bn and info.is_main:
         from .recalibrate import recalibrate_bn
 
         gen = torch.Generator().manual_seed(config.seed + 1)
@@ -195,20 +284,11 @@ def train_slimgan(config, images, labels, test_images=None, progress=None):
         recalibrate_bn(generator, calib, device=device)
     train_seconds = time.perf_counter() - start
     metrics = {}
-    if config.eval_images and test_images is not None:
+    if config.eval_images and test_images is not None and info.is_main:
         metrics = evaluate_gan(generator, test_images, n=min(config.eval_images, len(test_images)), device=device)
-    return {
-        "format": FORMAT,
-        "generator": {"arch": generator.arch(), "state_dict": generator.cpu().state_dict()},
-        "discriminator": {"arch": discriminator.arch(), "state_dict": discriminator.cpu().state_dict()},
-        "widths": list(generator.widths),
-        "data": {"name": "fmnist", "size": size, "in_channels": 0, "out_channels": channels,
-                 "nz": generator.nz, "n_classes": generator.n_classes,
-                 "input": {"content": "noise", "shape": [generator.nz]},
-                 "output": {"range": [-1.0, 1.0], "mean": [0.5] * channels, "std": [0.5] * channels,
-                            "content": "image", "color": "grey" if channels == 1 else "rgb"}},
-        "train": dict(asdict(config), recipe="slimgan", widths=list(generator.widths),
-                      seconds=round(train_seconds, 1), train_images=len(images), history=history,
-                      torch=str(torch.__version__)),
-        "metrics": metrics,
-    }
+    ckpt = _checkpoint(generator, discriminator, config, size, channels, len(images), train_seconds, history,
+                       metrics)
+    ckpt["resume"] = final_state
+    generator.cpu()
+    discriminator.cpu()
+    return ckpt

@@ -92,13 +92,47 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
-def endless_batches(dataset, batch_size, seed):
-    """Shuffled training batches forever (a new seeded permutation each epoch)."""
+def endless_batches(dataset, batch_size, seed, start=0, rank=0, world_size=1):
+    """Shuffled training batches forever (a new seeded permutation each epoch), from batch ``start`` on.
+
+    With ``world_size`` > 1 each rank reads its own shard of every epoch (``DistributedSampler``).
+    """
+    if world_size > 1:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+                                     drop_last=True)
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler,
+                            drop_last=len(sampler) > batch_size)
+        per_epoch = max(1, len(loader))
+        epoch, skip = divmod(start, per_epoch)
+        while True:
+            sampler.set_epoch(epoch)
+            it = iter(loader)
+            for _ in range(skip):
+                _skip_batch(it)
+            skip = 0
+            yield from it
+            epoch += 1
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
                         generator=torch.Generator().manual_seed(seed))
     while True:
-        for batch in loader:
-            yield batch
+        it = iter(loader)
+        for _ in range(min(start, len(loader))):  # resuming: replay the sampler, not the data
+            _skip_batch(it)
+        start -= min(start, len(loader))
+        yield from it
+
+
+def _skip_batch(it):
+    if hasattr(it, "_next_index"):  # single-process loader: draw the indices without loading the images
+        try:
+            it._next_index()
+            it._num_yielded += 1
+            return
+        except StopIteration:
+            return
+    next(it, None)
 
 
 def build_models(config, meta, device):
@@ -115,32 +149,47 @@ def build_models(config, meta, device):
     return generator.to(device), discriminator.to(device)
 
 
-def train_step(generator, discriminator, opt_g, opt_d, inputs, targets, config):
-    """One SlimGAN step on a batch; returns the losses (averaged over widths) as floats."""
-    widths = generator.widths  # ascending; head i scores width i
+def train_step(generator, discriminator, opt_g, opt_d, inputs, targets, config, per_width=None):
+    """One SlimGAN step on a batch; returns the losses (averaged over widths) as floats.
+
+    ``generator`` / ``discriminator`` may be DistributedDataParallel wrappers (see
+    ``edgegan.train.slimgan.train_step``); ``per_width``, when a dict, receives ``d/wX``, ``g/wX``
+    and ``l1/wX``.
+    """
+    from .distributed import unwrap
+
+    g_net, d_net = unwrap(generator), unwrap(discriminator)
+    widths = g_net.widths  # ascending; head i scores width i
     fakes = {}
     for w in reversed(widths):  # widest first
-        with at_width(generator, w):
+        with at_width(g_net, w):
             fakes[w] = generator(inputs)
     real_pair = torch.cat([inputs, targets], 1)
 
-    discriminator.requires_grad_(True)
+    d_net.requires_grad_(True)
     opt_d.zero_grad(set_to_none=True)
-    loss_d = sum(d_hinge_loss(discriminator(real_pair, head),
-                              discriminator(torch.cat([inputs, fakes[w].detach()], 1), head))
-                 for head, w in enumerate(widths))
+    d_terms = [d_hinge_loss(discriminator(real_pair, head),
+                            discriminator(torch.cat([inputs, fakes[w].detach()], 1), head))
+               for head, w in enumerate(widths)]
+    loss_d = sum(d_terms)
     loss_d.backward()
     opt_d.step()
 
-    discriminator.requires_grad_(False)
+    d_net.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
-    adversarial = sum(g_hinge_loss(discriminator(torch.cat([inputs, fakes[w]], 1), head))
-                      for head, w in enumerate(widths))
-    reconstruction = sum(F.l1_loss(fakes[w], targets) for w in widths)
+    g_terms = [g_hinge_loss(d_net(torch.cat([inputs, fakes[w]], 1), head)) for head, w in enumerate(widths)]
+    l1_terms = [F.l1_loss(fakes[w], targets) for w in widths]
+    adversarial = sum(g_terms)
+    reconstruction = sum(l1_terms)
     distillation = inplace_distillation([fakes[w] for w in widths], config.distill)
     loss_g = adversarial + config.lambda_l1 * reconstruction + config.lambda_distill * distillation
     loss_g.backward()
     opt_g.step()
+    d_net.requires_grad_(True)
+    if per_width is not None:
+        for w, ld, lg, l1 in zip(widths, d_terms, g_terms, l1_terms):
+            per_width.update({"d/" + width_key(w): ld.item(), "g/" + width_key(w): lg.item(),
+                              "l1/" + width_key(w): l1.item()})
     n = len(widths)
     return {"d": loss_d.item() / n, "g": adversarial.item() / n, "l1": reconstruction.item() / n,
             "distill": distillation.item()}
@@ -178,38 +227,85 @@ def _summary(metrics):
     return "  ".join("%s %.2f dB / %.3f" % (k, v["psnr"], v["ssim"]) for k, v in metrics.items())
 
 
-def train_slimmable(config, train_set, test_set, progress=True):
+def train_slimmable(config, train_set, test_set, progress=True, resume=None, save_path=None, save_every=0,
+                    log_csv=None, log_every=100):
     """Train a slimmable generator on ``train_set`` and return its checkpoint dict.
 
     ``train_set`` / ``test_set`` yield ``(input, target)`` pairs in [-1, 1] and have ``describe()``
     (see ``edgegan.train.data``). Every ``eval_every`` steps the first ``eval_images`` held-out
     pairs are scored; at the end the whole held-out set is.
+
+    Resumable like ``edgegan.train.slimgan.train_slimgan``: the dict carries ``"resume"``
+    (optimizers, step, RNG states); ``resume`` continues from such a checkpoint up to
+    ``config.steps``; ``save_path`` / ``save_every`` write one every N steps; ``log_csv`` gets a CSV
+    row every ``log_every`` steps. Under ``torchrun`` G and D are DDP-wrapped, each rank reads its
+    ``DistributedSampler`` shard, and only rank 0 saves, logs and reports.
     """
     config.validate()
-    device = resolve_device(config.device)
+    from . import distributed
+    from .checkpointing import cpu_state_dict, load_resume, restore, resume_state
+    from .logging import open_logger
+
+    info = distributed.setup(resolve_device(config.device))
+    device = info.device
+    progress = progress and info.is_main
     seed_everything(config.seed)
     meta = train_set.describe()
     generator, discriminator = build_models(config, meta, device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=ADAM_BETAS)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=ADAM_BETAS)
-    batches = endless_batches(train_set, config.batch_size, config.seed)
+    start_step, history, prior_seconds = 0, [], 0.0
+    if resume:
+        saved, state = load_resume(resume)
+        start_step = restore(saved, state, generator, discriminator, opt_g, opt_d)
+        history = list(state.get("history", []))
+        prior_seconds = float(saved.get("train", {}).get("seconds", 0.0))
+    if info.enabled:
+        torch.manual_seed(config.seed + 1000003 * info.rank + start_step)
+    g_train = distributed.wrap(generator, info)
+    d_train = distributed.wrap(discriminator, info)
+    batches = endless_batches(train_set, config.batch_size, config.seed, start=start_step, rank=info.rank,
+                              world_size=info.world_size)
     say = (lambda line: tqdm.write(line, file=sys.stderr)) if progress else (lambda line: None)
+    logger = open_logger(log_csv if info.is_main else None, append=bool(resume))
 
-    history = []
-    start = time.perf_counter()
-    bar = tqdm(range(1, config.steps + 1), desc="slimmable", disable=not progress, dynamic_ncols=True)
+    def snapshot(step):
+        ckpt = {"format": FORMAT,
+                "generator": {"arch": generator.arch(), "state_dict": cpu_state_dict(generator)},
+                "discriminator": {"arch": discriminator.arch(), "state_dict": cpu_state_dict(discriminator)},
+                "widths": list(generator.widths), "data": meta,
+                "train": dict(asdict(config), recipe="slimmable", widths=list(generator.widths),
+                              seconds=round(time.perf_counter() - start, 1), history=list(history)),
+                "metrics": {}}
+        ckpt["resume"] = resume_state(step, opt_g, opt_d, history)
+        return ckpt
+
+    start = time.perf_counter() - prior_seconds
+    bar = tqdm(range(start_step + 1, config.steps + 1), desc="slimmable", disable=not progress, dynamic_ncols=True,
+               initial=start_step, total=config.steps)
     generator.train()
     discriminator.train()
-    for step in bar:
-        inputs, targets = (t.to(device) for t in next(batches))
-        losses = train_step(generator, discriminator, opt_g, opt_d, inputs, targets, config)
-        bar.set_postfix({k: "%.3f" % v for k, v in losses.items()}, refresh=False)
-        if config.eval_every and step % config.eval_every == 0 and step < config.steps:
-            scores = evaluate_widths(generator, test_set, generator.widths, device, limit=config.eval_images)
-            history.append({"step": step, "seconds": round(time.perf_counter() - start, 1), "losses": losses,
-                            "metrics": scores})
-            say("step %d (%d held-out): %s" % (step, min(config.eval_images, len(test_set)), _summary(scores)))
+    try:
+        for step in bar:
+            inputs, targets = (t.to(device) for t in next(batches))
+            per_width = {}
+            losses = train_step(g_train, d_train, opt_g, opt_d, inputs, targets, config, per_width=per_width)
+            bar.set_postfix({k: "%.3f" % v for k, v in losses.items()}, refresh=False)
+            if step % max(1, log_every) == 0 or step == config.steps:
+                logger.log(step, time.perf_counter() - start, dict(losses, **per_width))
+            if config.eval_every and step % config.eval_every == 0 and step < config.steps and info.is_main:
+                scores = evaluate_widths(generator, test_set, generator.widths, device, limit=config.eval_images)
+                history.append({"step": step, "seconds": round(time.perf_counter() - start, 1), "losses": losses,
+                                "metrics": scores})
+                say("step %d (%d held-out): %s" % (step, min(config.eval_images, len(test_set)), _summary(scores)))
+            if save_path and save_every and step % save_every == 0 and step < config.steps and info.is_main:
+                from ..checkpoint import save_checkpoint
+
+                save_checkpoint(save_path, snapshot(step))
+    finally:
+        logger.close()
     bar.close()
+    final_state = resume_state(max(start_step, config.steps), opt_g, opt_d, history)
     if config.recalibrate_bn:
         recalibrate_bn(generator, batches, config.recalibrate_bn, device)
     train_seconds = time.perf_counter() - start
@@ -217,7 +313,7 @@ def train_slimmable(config, train_set, test_set, progress=True):
     metrics = evaluate_widths(generator, test_set, generator.widths, device)
     eval_seconds = time.perf_counter() - start - train_seconds
     say("held-out (%d): %s" % (len(test_set), _summary(metrics)))
-    return {
+    ckpt = {
         "format": FORMAT,
         "generator": {"arch": generator.arch(), "state_dict": generator.cpu().state_dict()},
         "discriminator": {"arch": discriminator.arch(), "state_dict": discriminator.cpu().state_dict()},
@@ -230,3 +326,5 @@ def train_slimmable(config, train_set, test_set, progress=True):
                       torch=str(torch.__version__), threads=torch.get_num_threads(), device_name=str(device)),
         "metrics": {width_key(w): metrics[width_key(w)] for w in generator.widths},
     }
+    ckpt["resume"] = final_state
+    return ckpt

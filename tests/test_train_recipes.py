@@ -1,0 +1,102 @@
+"""`edgegan train supernet` and `edgegan train ppcd`: smoke runs on tiny models, then search / build."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from edgegan.checkpoint import load_checkpoint, load_generator
+from edgegan.cli import main
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _aligned_folder(root):
+    """A tiny grey aligned data set: A = a disc's outline, B = the filled disc."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 16), ("test", 4)):
+        os.makedirs(os.path.join(root, split))
+        for i in range(n):
+            b = np.zeros((32, 32), np.uint8)
+            cv2.circle(b, (int(rng.integers(10, 22)), int(rng.integers(10, 22))), int(rng.integers(4, 9)), 220, -1)
+            a = 255 - cv2.Canny(b, 100, 200)
+            cv2.imwrite(os.path.join(root, split, "%02d.png" % i), np.concatenate([a, b], 1))
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A 2-step slimmable teacher (with its discriminator) on a tiny aligned folder."""
+    root = tmp_path_factory.mktemp("recipes")
+    data = str(root / "discs")
+    _aligned_folder(data)
+    out = str(root / "teacher.pt")
+    assert main(["train", "slimmable", "--data", data, "--ngf", "8", "--n-blocks", "2", "--ndf", "8",
+                 "--widths", "0.5,1", "--steps", "2", "--batch-size", "4", "--eval-every", "0", "--json",
+                 "--out", out]) == 0
+    return data, out
+
+
+def test_train_supernet_then_search_and_build(teacher, tmp_path, capsys):
+    from edgegan.targets.build import build_bundle
+    from edgegan.train.search import SearchSpace, search
+
+    data, tpath = teacher
+    capsys.readouterr()
+    out = str(tmp_path / "supernet.pt")
+    assert main(["train", "supernet", "--teacher", tpath, "--data", data, "--steps", "2", "--batch-size", "4",
+                 "--eval-images", "4", "--json", "--out", out]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["recipe"] == "supernet" and result["steps"] == 2 and "w1" in result["metrics"]
+    gen, ckpt = load_generator(out)
+    assert ckpt["generator"]["arch"]["name"] == "mobile_resnet_generator"
+    assert ckpt["train"]["teacher"] == tpath and ckpt["search"]["step"] == 8
+    # `edgegan search` reads it: a small front, built into a bundle
+    space = SearchSpace.from_model(gen, choices=[0.5, 1.0],
+                                   fixed={k: v[-1] for k, v in SearchSpace.from_model(gen).choices.items()
+                                          if k != "stream"})
+    x = torch.randn(2, 1, 32, 32)
+    res = search(gen, lambda cfg: float(gen(x).mean()) + cfg.channels["stream"], (1, 1, 32, 32),
+                 budget_macs=1e12, space=space)
+    front = tmp_path / "front.json"
+    front.write_text(json.dumps(res.to_dict()))
+    _, manifest = build_bundle("cpu", checkpoint=out, out=str(tmp_path / "b"), configs=str(front), progress=False,
+                               n_parity_inputs=1)
+    assert len(manifest["variants"]) == len(res.front)
+    assert all(v["parity"]["psnr_db"] >= 40.0 and v["width"] is None for v in manifest["variants"])
+
+
+def test_train_ppcd_writes_a_pruned_checkpoint_that_builds(teacher, tmp_path, capsys):
+    from edgegan.targets.build import build_bundle
+
+    data, tpath = teacher
+    capsys.readouterr()
+    out = str(tmp_path / "ppcd.pt")
+    assert main(["train", "ppcd", "--teacher", tpath, "--data", data, "--steps", "3", "--batch-size", "4",
+                 "--mask-lr", "0.01", "--alpha", "0.1", "--eval-images", "4", "--generator-only", "--out", out]) == 0
+    text = capsys.readouterr().out
+    assert "pruned:" in text and "w1" in text
+    gen, ckpt = load_generator(out)
+    assert ckpt["generator"]["arch"]["name"] == "pruned_generator" and ckpt["train"]["recipe"] == "ppcd"
+    assert "discriminator" not in load_checkpoint(out)
+    prune = ckpt["train"]["prune"]
+    assert prune["pruned"]["params"] <= prune["masked"]["params"]
+    assert sum(p.numel() for p in gen.parameters()) == prune["pruned"]["params"]
+    _, manifest = build_bundle("cpu", checkpoint=out, out=str(tmp_path / "b"), progress=False, n_parity_inputs=1)
+    (v,) = manifest["variants"]
+    assert v["parity"]["psnr_db"] >= 40.0 and v["quality"]["psnr"] == ckpt["metrics"]["w1"]["psnr"]
+
+
+def test_recipes_need_a_teacher(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "supernet", "--data", "fmnist-shoes", "--out", "/tmp/x.pt"])
+    assert e.value.code == 2
+    assert "--teacher" in capsys.readouterr().err
