@@ -113,9 +113,26 @@ def _fold_batchnorm(module):
                 seq.add_module(str(i), child)
 
 
+def _example_inputs(model, input_shape, example_inputs, device):
+    """The tracing inputs: ``example_inputs`` (a tensor or tuple), else zeros of ``input_shape``, else the
+    model's own ``example_inputs()`` (noise → image generators: noise and a class label)."""
+    if example_inputs is None and input_shape is None and hasattr(model, "example_inputs"):
+        example_inputs = model.example_inputs()
+    if example_inputs is None:
+        shape = tuple(input_shape) if input_shape is not None else default_input_shape(model)
+        example_inputs = torch.zeros(shape)
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    return tuple(t.to(device) for t in example_inputs)
+
+
 @torch.no_grad()
-def extract(model, config, input_shape=None, fold_bn=True):
-    """A plain ``nn.Module`` computing ``model`` at ``config`` (eval mode, no elastic layers)."""
+def extract(model, config, input_shape=None, fold_bn=True, example_inputs=None):
+    """A plain ``nn.Module`` computing ``model`` at ``config`` (eval mode, no elastic layers).
+
+    The tracing pass runs on zeros of ``input_shape`` or on ``example_inputs`` (a tuple, for models
+    with several inputs such as noise and a class label).
+    """
     config = SubnetConfig.coerce(config)
     sub = copy.deepcopy(model).eval()
     set_width(sub, config)
@@ -125,11 +142,12 @@ def extract(model, config, input_shape=None, fold_bn=True):
         if hasattr(m, "to_static"):
             hooks.append(m.register_forward_pre_hook(
                 lambda mod, args, name=name: in_channels.__setitem__(name, args[0].shape[1])))
-    shape = tuple(input_shape) if input_shape is not None else default_input_shape(sub)
     device = next(sub.parameters()).device
-    sub(torch.zeros(shape, device=device))
-    for h in hooks:
-        h.remove()
+    try:
+        sub(*_example_inputs(sub, input_shape, example_inputs, device))
+    finally:
+        for h in hooks:
+            h.remove()
     for name, m in list(sub.named_modules()):
         if hasattr(m, "to_static"):
             if name not in in_channels:
@@ -151,19 +169,20 @@ def count_params(module):
 
 
 @torch.no_grad()
-def cost(module, input_shape, config=None):
-    """``{"macs": ..., "params": ...}`` of ``module`` (or of its sub-network at ``config``) for one input.
+def cost(module, input_shape=None, config=None, example_inputs=None):
+    """``{"macs": ..., "params": ...}`` of ``module`` (or of its sub-network at ``config``) for one input
+    of ``input_shape`` (or one call on ``example_inputs``).
 
     MACs are half of the FLOPs that ``torch.utils.flop_counter`` counts for convolutions and
     matrix products (a transposed conv counts N·Cin·Hin·Win·Cout·k² multiplies).
     """
     if config is not None:
-        module = extract(module, config, input_shape=input_shape)
+        module = extract(module, config, input_shape=input_shape, example_inputs=example_inputs)
     was_training = module.training
     module.eval()
-    device = next(module.parameters()).device
+    inputs = _example_inputs(module, input_shape, example_inputs, next(module.parameters()).device)
     counter = FlopCounterMode(display=False)
     with counter:
-        module(torch.zeros(tuple(input_shape), device=device))
+        module(*inputs)
     module.train(was_training)
     return {"macs": int(counter.get_total_flops() // 2), "params": count_params(module)}

@@ -11,9 +11,9 @@ import torch
 
 from edgegan.models import MODELS, DCGANGenerator, NoiseResnetGenerator, build_model
 from edgegan.nn import at_width, channel_slots, set_width
-from edgegan.nn.cond_export import cost_with_inputs, extract_with_inputs
 from edgegan.nn.cond_norm import (SliceableConditionalBatchNorm2d, StaticConditionalBatchNorm2d,
                                   SwitchableConditionalBatchNorm2d)
+from edgegan.subnet import cost, extract
 from edgegan.train.gan_metrics import fd_fmnist, frechet_distance, is_fmnist, mic
 from edgegan.train.recalibrate import recalibrate_bn
 
@@ -157,11 +157,11 @@ def test_generator_outputs_at_every_width_and_extract_parity(name, n_classes, cb
             ref = g(*args)
         assert ref.shape == (6, 1, 32, 32)
         assert ref.abs().max() <= 1.0 and ref.abs().max() > 1e-3
-        sub = extract_with_inputs(g, w, args)
+        sub = extract(g, w, example_inputs=args)
         assert not any("Elastic" in type(m).__name__ or "Switchable" in type(m).__name__ or
                        "Sliceable" in type(m).__name__ for m in sub.modules())
         assert (sub(*args) - ref).abs().max().item() <= 1e-5
-        macs.append(cost_with_inputs(g, tuple(a[:1] for a in args), config=w)["macs"])
+        macs.append(cost(g, config=w, example_inputs=tuple(a[:1] for a in args))["macs"])
     assert macs == sorted(macs) and macs[0] < macs[-1]
     if n_classes:
         with pytest.raises(ValueError, match="class-conditional"):
@@ -175,7 +175,6 @@ def test_generator_outputs_at_every_width_and_extract_parity(name, n_classes, cb
 
 
 def test_unconditional_dcgan_works_with_plain_extract_and_folds_bn():
-    from edgegan.subnet import extract
 
     g = _generator("dcgan_generator", 0, "sliceable")
     (z,) = _inputs(0)
@@ -207,7 +206,7 @@ def test_onnx_export_of_conditional_generator_two_inputs():
     g = _generator("dcgan_generator", 10, "sliceable")
     z, y = _inputs(10, n=5)
     _warm_stats(g, (z, y))
-    sub = extract_with_inputs(g, 0.5, (z, y))
+    sub = extract(g, 0.5, example_inputs=(z, y))
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -405,7 +404,7 @@ def test_targets_onnx_export_takes_noise_and_label(tmp_path):
     g = _generator("dcgan_generator", 10, "sliceable")
     z, y = _inputs(10, n=1)
     _warm_stats(g, _inputs(10, n=6))
-    sub = extract_with_inputs(g, 0.5, (z, y))
+    sub = extract(g, 0.5, example_inputs=(z, y))
     path = str(tmp_path / "c.onnx")
     model = compile_onnx(sub, None, path, 13, example_inputs=(z, y))
     assert [i.name for i in model.graph.input] == ["input", "label"]
@@ -421,5 +420,5 @@ def test_targets_onnx_export_takes_noise_and_label(tmp_path):
         None, {"input": inputs[1][0], "label": inputs[1][1]})[0]
     assert np.abs(out - ref.detach().numpy()).max() <= 1e-5
     # single-input export is unchanged
-    assert [i.name for i in export(extract_with_inputs(_generator("dcgan_generator", 0, "sliceable"), 0.5),
+    assert [i.name for i in export(extract(_generator("dcgan_generator", 0, "sliceable"), 0.5),
                                    (1, NZ), 13).graph.input] == ["input"]

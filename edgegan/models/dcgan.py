@@ -9,7 +9,7 @@ Unconditional (``n_classes=0``): switchable BatchNorm, which folds into the conv
 Class-conditional (``n_classes > 0``): ``forward(z, y)`` with ``y`` N int64 labels and
 conditional BatchNorm, ``cbn="sliceable"`` (SlimGAN's proposal) or ``"switchable"`` (the naive
 one-cBN-per-width ablation). ``edgegan.subnet.extract`` needs one input; for a conditional
-generator use ``edgegan.nn.cond_export.extract_with_inputs(model, width, (z, y))``.
+generator use ``edgegan.subnet.extract(model, width, example_inputs=(z, y))``.
 """
 
 import math
@@ -102,7 +102,7 @@ class DCGANGenerator(nn.Module):
         return {"name": "dcgan_generator", "kwargs": dict(self.hparams)}
 
     def example_inputs(self, batch=1):
-        """Zero noise (and label 0 when conditional): what ``extract_with_inputs`` runs by default."""
+        """Zero noise (and label 0 when conditional): what ``edgegan.subnet.extract`` traces by default."""
         import torch
 
         z = torch.zeros(batch, self.nz)

@@ -10,6 +10,7 @@ manifest's float NCHW input and returns a float NCHW output in the manifest's ou
 are made from the float input (8-bit, as an app would pass them) and read back into floats.
 """
 
+import importlib
 import os
 import platform
 
@@ -60,7 +61,7 @@ class CoreMLBackend(Backend):
                                "(`edgegan targets`)" % platform.system())
         module = Backend.import_library.__func__(cls)
         try:
-            import coremltools.libcoremlpython  # noqa: F401 — the native binding that predicts
+            importlib.import_module("coremltools.libcoremlpython")  # the native binding that predicts
         except ImportError as e:
             raise EdgeganError("coremltools %s here cannot predict (%s); reinstall it from a macOS wheel: "
                                "pip install coremltools" % (getattr(module, "__version__", "?"), e))
