@@ -36,20 +36,25 @@ def default_checkpoint():
     return DEFAULT_CHECKPOINT
 
 
-def save_checkpoint(path, ckpt):
-    """Write ``ckpt`` atomically (temporary file, then rename)."""
-    ckpt = dict(ckpt)
-    ckpt["format"] = FORMAT
+def save_atomic(path, obj):
+    """``torch.save`` to a temporary file next to ``path``, then rename: never a half-written file."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, ".%s.tmp-%d" % (os.path.basename(path), os.getpid()))
     try:
-        torch.save(ckpt, tmp)
+        torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def save_checkpoint(path, ckpt):
+    """Write ``ckpt`` atomically in the edgegan checkpoint format."""
+    ckpt = dict(ckpt)
+    ckpt["format"] = FORMAT
+    return save_atomic(path, ckpt)
 
 
 def load_checkpoint(path):

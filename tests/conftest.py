@@ -99,3 +99,20 @@ def write_tiny_checkpoint(path, metrics=None):
 def tiny_checkpoint(tmp_path_factory):
     """Path of a tiny slimmable checkpoint (read-only for tests), with held-out metrics for w0.5."""
     return write_tiny_checkpoint(str(tmp_path_factory.mktemp("ckpt") / "tiny.pt"), {"w0.5": {"psnr": 12.5}})
+
+
+def with_bn_statistics(g, shape, batches=2, seed=0):
+    """``g`` after a few training-mode passes at every width (so each switchable BatchNorm holds its own,
+    non-trivial statistics), at full width and in eval mode."""
+    import torch
+
+    from edgegan.nn import set_width
+
+    torch.manual_seed(seed)
+    g.train()
+    for w in g.widths:
+        set_width(g, w)
+        for _ in range(batches):
+            g(torch.randn(*shape) * 2 + 0.5)
+    set_width(g, 1.0)
+    return g.eval()

@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+from conftest import with_bn_statistics
 import torch.nn as nn
 
 from edgegan.models import MODELS, MobileResnetGenerator, ResnetGenerator, build_model
-from edgegan.nn import ElasticConv2d, at_width, channel_slots, set_width
+from edgegan.nn import ElasticConv2d, at_width, channel_slots
 from edgegan.nn.sorting import group_importance, sort_channels, sorting_groups
 from edgegan.subnet import SubnetConfig, cost, extract
 
@@ -17,14 +18,7 @@ VARIANTS = [
 
 def _model(seed=0, **kw):
     torch.manual_seed(seed)
-    g = MobileResnetGenerator(3, 3, ngf=8, n_blocks=2, **kw)
-    g.train()
-    for w in g.widths:
-        set_width(g, w)
-        for _ in range(2):
-            g(torch.randn(4, 3, 32, 32) * 2 + 0.5)
-    set_width(g, 1.0)
-    return g.eval()
+    return with_bn_statistics(MobileResnetGenerator(3, 3, ngf=8, n_blocks=2, **kw), (4, 3, 32, 32), seed=seed)
 
 
 def test_registered_and_rebuilt_from_arch():

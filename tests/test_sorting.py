@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from conftest import with_bn_statistics
 import torch.nn as nn
 
 from edgegan.models import ResnetGenerator
-from edgegan.nn import set_width
 from edgegan.nn.sorting import channel_importance, group_importance, sort_channels, sorting_groups
 
 VARIANTS = [
@@ -16,14 +16,7 @@ VARIANTS = [
 
 def _model(seed=0, **kw):
     torch.manual_seed(seed)
-    g = ResnetGenerator(3, 3, ngf=8, n_blocks=2, **kw)
-    g.train()
-    for w in g.widths:
-        set_width(g, w)
-        for _ in range(2):
-            g(torch.randn(4, 3, 32, 32) * 2 + 0.5)
-    set_width(g, 1.0)
-    return g.eval()
+    return with_bn_statistics(ResnetGenerator(3, 3, ngf=8, n_blocks=2, **kw), (4, 3, 32, 32), seed=seed)
 
 
 @pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: "-".join(kw.values()))

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from ..nn import ElasticConv2d, ElasticConvTranspose2d, Slot
 from ..nn.sorting import Group, _chain
-from .resnet_generator import DEFAULT_WIDTHS, NORMS, PADDINGS, UPSAMPLINGS, _conv, _norm
+from .resnet_generator import DEFAULT_WIDTHS, ResnetGenerator, _norm
 
 
 def _depthwise(channels, padding_kind, bias):
@@ -50,7 +50,7 @@ class MobileResnetBlock(nn.Module):
         return [m for m in self.convs() if not m.depthwise]
 
 
-class MobileResnetGenerator(nn.Module):
+class MobileResnetGenerator(ResnetGenerator):
     """pix2pix ResNet generator in GAN Compression's mobile design space (separable ResBlocks).
 
     Arguments as ``ResnetGenerator``; ``hidden`` (default 4·ngf) is the inner width of every block.
@@ -58,35 +58,13 @@ class MobileResnetGenerator(nn.Module):
 
     def __init__(self, in_channels=3, out_channels=3, ngf=64, n_blocks=9, norm="bn", padding="reflect",
                  upsample="transposed", widths=DEFAULT_WIDTHS, hidden=None):
-        super().__init__()
-        for value, allowed, what in ((norm, NORMS, "norm"), (padding, PADDINGS, "padding"),
-                                     (upsample, UPSAMPLINGS, "upsample")):
-            if value not in allowed:
-                raise ValueError("%s must be one of %s, got %r" % (what, allowed, value))
-        widths = tuple(sorted(float(w) for w in widths))
-        c1, c2, c4 = ngf, ngf * 2, ngf * 4
-        hidden = int(hidden or c4)
-        self.hparams = dict(in_channels=in_channels, out_channels=out_channels, ngf=ngf, n_blocks=n_blocks,
-                            norm=norm, padding=padding, upsample=upsample, widths=list(widths), hidden=hidden)
-        self.widths = widths
-        bias = norm != "bn"
-        self.stem = nn.Sequential(*(_conv(in_channels, c1, 7, padding, norm) + [_norm(norm, c1, widths), nn.ReLU(True)]))
-        self.down = nn.Sequential(
-            ElasticConv2d(c1, c2, 3, stride=2, padding=1, bias=bias), _norm(norm, c2, widths), nn.ReLU(True),
-            ElasticConv2d(c2, c4, 3, stride=2, padding=1, bias=bias), _norm(norm, c4, widths), nn.ReLU(True))
-        self.blocks = nn.Sequential(*[MobileResnetBlock(c4, norm, padding, widths, hidden) for _ in range(n_blocks)])
-        up = []
-        for cin, cout in ((c4, c2), (c2, c1)):
-            if upsample == "transposed":
-                up += [ElasticConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=bias)]
-            else:
-                up += [nn.Upsample(scale_factor=2, mode="nearest")] + _conv(cin, cout, 3, padding, norm)
-            up += [_norm(norm, cout, widths), nn.ReLU(True)]
-        self.up = nn.Sequential(*up)
-        self.head = nn.Sequential(*(_conv(c1, out_channels, 7, padding, norm, fixed_out=True) + [nn.Tanh()]))
+        self._hidden = int(hidden or ngf * 4)
+        super(MobileResnetGenerator, self).__init__(in_channels, out_channels, ngf, n_blocks, norm, padding,
+                                                    upsample, widths)
+        self.hparams["hidden"] = self._hidden
 
-    def forward(self, x):
-        return self.head(self.up(self.blocks(self.down(self.stem(x)))))
+    def _block(self, channels, norm, padding, widths):
+        return MobileResnetBlock(channels, norm, padding, widths, self._hidden)
 
     def arch(self):
         return {"name": "mobile_resnet_generator", "kwargs": dict(self.hparams)}

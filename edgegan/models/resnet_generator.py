@@ -77,7 +77,7 @@ class ResnetGenerator(nn.Module):
         self.down = nn.Sequential(
             ElasticConv2d(c1, c2, 3, stride=2, padding=1, bias=bias), _norm(norm, c2, widths), nn.ReLU(True),
             ElasticConv2d(c2, c4, 3, stride=2, padding=1, bias=bias), _norm(norm, c4, widths), nn.ReLU(True))
-        self.blocks = nn.Sequential(*[ResnetBlock(c4, norm, padding, widths) for _ in range(n_blocks)])
+        self.blocks = nn.Sequential(*[self._block(c4, norm, padding, widths) for _ in range(n_blocks)])
         up = []
         for cin, cout in ((c4, c2), (c2, c1)):
             if upsample == "transposed":
@@ -87,6 +87,10 @@ class ResnetGenerator(nn.Module):
             up += [_norm(norm, cout, widths), nn.ReLU(True)]
         self.up = nn.Sequential(*up)
         self.head = nn.Sequential(*(_conv(c1, out_channels, 7, padding, norm, fixed_out=True) + [nn.Tanh()]))
+
+    def _block(self, channels, norm, padding, widths):
+        """One residual block of the stream (subclasses change the design space here)."""
+        return ResnetBlock(channels, norm, padding, widths)
 
     def forward(self, x):
         return self.head(self.up(self.blocks(self.down(self.stem(x)))))

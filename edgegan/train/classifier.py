@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checkpoint import save_atomic
 from ..errors import CheckpointError
 from .data import fit_square, fmnist_paths, read_idx
 
@@ -76,19 +77,6 @@ def load_fmnist(split="train", root=None, size=32, limit=None):
     photos = np.stack([fit_square(im, size, pad_to=32) for im in images]).astype(np.float32)
     x = torch.from_numpy(photos / 127.5 - 1.0)[:, None]
     return x, torch.from_numpy(labels.astype(np.int64))
-
-
-def _save_atomic(path, obj):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, ".%s.tmp-%d" % (os.path.basename(path), os.getpid()))
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def load_classifier(path=None):
@@ -180,7 +168,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     asset = train_classifier(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width=args.width,
                              seed=args.seed, root=args.data_root)
-    _save_atomic(args.out, asset)
+    save_atomic(args.out, asset)
     print("test accuracy %.4f (%d images); %.0f s; wrote %s (%d bytes)" % (
         asset["metrics"]["test_accuracy"], asset["metrics"]["test_images"], asset["train"]["seconds"], args.out,
         os.path.getsize(args.out)))
