@@ -201,3 +201,39 @@ def test_paired_recipe_resume_equals_straight_run(tmp_path, one_thread):
     with open(log) as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5] and "l1/w0.25" in rows[0]
+
+
+def test_same_d_ablation_scores_every_width_with_one_head(one_thread):
+    """``same_d``: one discriminator head for all widths (SlimGAN's "same D" ablation), both recipes."""
+    from edgegan.train.slimgan import build_gan
+    from edgegan.train.slimmable import SlimmableConfig, build_models
+
+    _, d = build_gan(_config(1, same_d=True))
+    assert len(d.heads) == 1
+    ckpt = train_slimgan(_config(2, same_d=True), *_data())
+    assert ckpt["discriminator"]["arch"]["kwargs"]["n_heads"] == 1
+    meta = {"size": 32, "in_channels": 1, "out_channels": 1}
+    _, d = build_models(SlimmableConfig(ngf=4, n_blocks=1, ndf=4, same_d=True), meta, "cpu")
+    assert len(d.heads) == 1
+    _, d = build_models(SlimmableConfig(ngf=4, n_blocks=1, ndf=4, d_share=0), meta, "cpu")
+    assert len(d.heads) == 4 and len(d.trunk) == 0  # a discriminator per width
+
+
+def test_paired_cli_resume_in_place_and_csv(tmp_path, capsys):
+    """``edgegan train slimmable`` has --save-every / --resume / --log-csv like the noise recipe."""
+    _fmnist_or_skip()
+    from edgegan.cli import main
+
+    out, log = str(tmp_path / "p.pt"), str(tmp_path / "p.csv")
+    common = ["train", "slimmable", "--data", "fmnist-shoes", "--ngf", "4", "--n-blocks", "1", "--ndf", "4",
+              "--batch-size", "4", "--eval-every", "0", "--threads", "1", "--log-every", "1", "--log-csv", log,
+              "--out", out, "--json"]
+    assert main(common + ["--steps", "2", "--save-every", "1"]) == 0
+    assert main(common + ["--steps", "3", "--resume", out]) == 0
+    capsys.readouterr()
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["resume"]["step"] == 3
+    with open(log) as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3]
+    assert main(common[:-1] + ["--steps", "1", "--d-share", "9", "--force"]) == 2  # a clear error, no traceback
+    assert "--d-share 9" in capsys.readouterr().err

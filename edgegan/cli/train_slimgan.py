@@ -27,6 +27,8 @@ def add_arguments(p):
     g.add_argument("--ngf", type=int, default=32, help="generator channels (default 32)")
     g.add_argument("--ndf", type=int, default=32, help="discriminator channels of its first layer (default 32)")
     g.add_argument("--d-share", type=int, default=1, help="discriminator stages shared by all heads (default 1)")
+    g.add_argument("--same-d", action="store_true",
+                   help="ablation: one discriminator scores every width (default: one head per width)")
     g.add_argument("--n-classes", type=int, choices=(0, 10), default=0, help="0: unconditional; 10: class-conditional")
     g.add_argument("--cbn", choices=("sliceable", "switchable"), default="sliceable",
                    help="conditional BatchNorm: sliceable (SlimGAN, default) or switchable (naive ablation)")
@@ -98,6 +100,7 @@ def _run(args):
     except ValueError:
         raise EdgeganError("--widths takes comma-separated multipliers like 0.25,0.5,1.0, got %r" % args.widths)
     config = SlimGANConfig(model=args.model, nz=args.nz, ngf=args.ngf, ndf=args.ndf, d_share=args.d_share,
+                           same_d=args.same_d,
                            n_classes=args.n_classes, cbn=args.cbn, widths=widths, steps=args.steps,
                            batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d,
                            lambda_distill=args.lambda_distill, distill=args.distill,

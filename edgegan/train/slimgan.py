@@ -3,7 +3,9 @@
 Each step runs the slimmable generator at every width, widest first, on the same noise (and labels):
 
 * discriminator: ``SharedTrunkProjectionD`` — shared first layers, one head per width (SlimGAN's
-  "shared D"), hinge loss per width on its own head; class-conditional via projection (cGAN-pd);
+  "shared D"), hinge loss per width on its own head; class-conditional via projection (cGAN-pd).
+  ``d_share=0`` gives every width its own discriminator; ``same_d`` one discriminator for all
+  widths (the ablation's "same D");
 * generator, per width: hinge adversarial loss on its head + ``λ_distill`` · inplace distillation
   (``stepwise``: each width from the next wider one, detached; ``naive``: from the widest).
 
@@ -38,6 +40,7 @@ class SlimGANConfig:
     ngf: int = 32
     ndf: int = 32
     d_share: int = 1
+    same_d: bool = False  # ablation: one discriminator (one head) scores every width
     n_classes: int = 0  # 0 or 10
     cbn: str = "sliceable"
     widths: tuple = (0.25, 0.5, 0.75, 1.0)
@@ -70,7 +73,7 @@ def build_gan(config, size=32, out_channels=1):
     g = GENERATORS[config.model](nz=config.nz, out_channels=out_channels, ngf=config.ngf, size=size,
                                  n_classes=config.n_classes, cbn=config.cbn, widths=widths)
     d = SharedTrunkProjectionD(out_channels, ndf=config.ndf, size=size, n_classes=config.n_classes,
-                               n_share=config.d_share, n_heads=len(widths))
+                               n_share=config.d_share, n_heads=1 if config.same_d else len(widths))
     return g, d
 
 
@@ -89,7 +92,8 @@ def train_step(generator, discriminator, opt_g, opt_d, real, labels, config, per
     from .distributed import unwrap
 
     g_net, d_net = unwrap(generator), unwrap(discriminator)
-    widths = g_net.widths  # ascending; head i scores width i
+    widths = g_net.widths  # ascending; head i scores width i (head 0 scores all under "same D")
+    heads = [min(i, len(d_net.heads) - 1) for i in range(len(widths))]
     n = real.shape[0]
     z = torch.randn(n, g_net.nz, device=real.device)
     y = labels if g_net.n_classes else None
@@ -101,14 +105,14 @@ def train_step(generator, discriminator, opt_g, opt_d, real, labels, config, per
     d_net.requires_grad_(True)
     opt_d.zero_grad(set_to_none=True)
     d_terms = [d_hinge_loss(discriminator(real, y, head), discriminator(fakes[w].detach(), y, head))
-               for head, w in enumerate(widths)]
+               for head, w in zip(heads, widths)]
     loss_d = sum(d_terms)
     loss_d.backward()
     opt_d.step()
 
     d_net.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
-    g_terms = [g_hinge_loss(d_net(fakes[w], y, head)) for head, w in enumerate(widths)]
+    g_terms = [g_hinge_loss(d_net(fakes[w], y, head)) for head, w in zip(heads, widths)]
     adversarial = sum(g_terms)
     distillation = inplace_distillation([fakes[w] for w in widths], config.distill)
     loss_g = adversarial + config.lambda_distill * distillation
