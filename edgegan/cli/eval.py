@@ -1,10 +1,12 @@
-"""``edgegan eval CKPT``: score a noise → image checkpoint per width (one table: metric × width).
+"""``edgegan eval CKPT``: score a checkpoint per width (one table: metric × width).
 
-Metrics without downloads, from the project's Fashion-MNIST classifier
-(``edgegan/assets/fmnist_classifier.pt``): FD-FMNIST (Fréchet distance of its features to the
-Fashion-MNIST test set, lower is better), IS-FMNIST (Inception-Score analogue, 1 … 10, higher is
-better) and mIC (consistency across widths, lower is better). With ``--fid-weights PATH`` (a
-local pytorch-fid Inception-v3 file; torchvision needed) also FID proper.
+Metrics without downloads. Noise → image checkpoints are scored with the project's Fashion-MNIST
+classifier (``edgegan/assets/fmnist_classifier.pt``): FD-FMNIST (Fréchet distance of its features
+to the Fashion-MNIST test set, lower is better), IS-FMNIST (Inception-Score analogue, 1 … 10,
+higher is better) and mIC (consistency across widths, lower is better). Paired (image → image)
+checkpoints are scored on their data's held-out pairs: PSNR, SSIM and L1, and, for grey outputs,
+FD-FMNIST to the real targets and mIC. With ``--fid-weights PATH`` (a local pytorch-fid
+Inception-v3 file; torchvision needed) also FID proper.
 """
 
 import argparse
@@ -14,6 +16,7 @@ from ._common import emit_json, format_table
 
 EPILOG = """examples:
   edgegan eval runs/slimgan_fmnist.pt                       # FD-FMNIST / IS-FMNIST per width, mIC
+  edgegan eval edgegan/assets/fmnist_shoes_32.pt            # edges→shoes: PSNR / SSIM / L1 / FD-FMNIST
   edgegan eval runs/slimgan_fmnist.pt --images 5000 --recalibrate-bn 20 --json
   edgegan eval runs/slimgan_fmnist.pt --fid-weights ~/pt_inception-2015-12-05-6726825d.pth
 """
@@ -21,7 +24,7 @@ EPILOG = """examples:
 
 def register(subparsers):
     p = subparsers.add_parser(
-        "eval", help="score a noise → image checkpoint per width (FD-FMNIST, IS-FMNIST, mIC, FID)",
+        "eval", help="score a checkpoint per width (FD-FMNIST, IS-FMNIST, mIC, FID; PSNR/SSIM/L1 when paired)",
         description=__doc__.split("\n\n")[1], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(func=run_eval)
@@ -29,8 +32,11 @@ def register(subparsers):
 
 
 def add_arguments(p):
-    p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by the slimgan recipe")
-    p.add_argument("--images", type=int, default=2000, help="generated images per width (default 2000)")
+    p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint (noise → image or paired)")
+    p.add_argument("--images", type=int, default=2000,
+                   help="generated images (noise) or held-out pairs (paired) per width (default 2000)")
+    p.add_argument("--data", metavar="fmnist-shoes|DIR",
+                   help="paired checkpoints: the data set to score on (default: the one it was trained on)")
     p.add_argument("--recalibrate-bn", type=int, default=0, metavar="N",
                    help="re-estimate every width's BatchNorm statistics on N batches of noise first")
     p.add_argument("--fid-weights", metavar="PATH", help="pytorch-fid Inception-v3 weights: also compute FID")
@@ -49,10 +55,7 @@ def evaluate_checkpoint(args):
 
     generator, ckpt = load_generator(args.checkpoint)
     if not hasattr(generator, "nz"):
-        from ..errors import EdgeganError
-
-        raise EdgeganError("%s holds a %s, not a noise → image generator" % (args.checkpoint,
-                                                                            ckpt["generator"]["arch"]["name"]))
+        return evaluate_paired(args, generator, ckpt)
     if args.recalibrate_bn:
         from ..train.recalibrate import recalibrate_bn
 
@@ -78,7 +81,56 @@ def evaluate_checkpoint(args):
     return result
 
 
-METRICS = (("fd_fmnist", "FD-FMNIST ↓"), ("is_fmnist", "IS-FMNIST ↑"), ("fid", "FID ↓"))
+def evaluate_paired(args, generator, ckpt):
+    """PSNR / SSIM / L1 per width on held-out pairs; FD-FMNIST, mIC (and FID) of the outputs too."""
+    import torch
+
+    from ..errors import EdgeganError
+    from ..train.data import load_pair
+    from ..train.metrics import evaluate_widths, width_key
+
+    data = args.data or ckpt.get("train", {}).get("data") or ckpt.get("data", {}).get("name")
+    if not data or data.startswith("aligned:"):
+        raise EdgeganError("%s does not record where its data set is; pass --data fmnist-shoes or --data DIR"
+                           % args.checkpoint)
+    size = int(ckpt["data"]["size"])
+    _, test_set = load_pair(data, size=size, root=args.data_root, test_limit=args.images)
+    if test_set.describe()["in_channels"] != ckpt["data"]["in_channels"]:
+        raise EdgeganError("--data %s has %d-channel inputs; %s takes %d" % (
+            data, test_set.describe()["in_channels"], args.checkpoint, ckpt["data"]["in_channels"]))
+    widths = [float(w) for w in ckpt["widths"]]
+    result = {"widths": evaluate_widths(generator, test_set, widths), "data": data, "images": len(test_set)}
+    inputs = torch.stack([test_set[i][0] for i in range(len(test_set))])
+    targets = torch.stack([test_set[i][1] for i in range(len(test_set))])
+    outputs = {}
+    from ..nn import at_width
+
+    with torch.no_grad():
+        for w in widths:
+            with at_width(generator, w):
+                outputs[w] = torch.cat([generator(inputs[i:i + 200]).clamp(-1, 1) for i in range(0, len(inputs), 200)])
+    if ckpt["data"]["out_channels"] == 1:  # the Fashion-MNIST classifier reads grey images
+        from ..train.classifier import load_classifier
+        from ..train.gan_metrics import classifier_outputs, fd_fmnist, mic
+
+        classifier, _ = load_classifier(args.classifier)
+        real_feats, _ = classifier_outputs(targets, classifier)
+        feats = {}
+        for w in widths:
+            feats[w], _ = classifier_outputs(outputs[w], classifier)
+            result["widths"][width_key(w)]["fd_fmnist"] = fd_fmnist(real_feats, feats[w])
+        result["mic"] = mic(feats) if len(widths) > 1 else None
+    if args.fid_weights:
+        from ..train.gan_metrics import fid_inception
+
+        for w in widths:
+            result["widths"][width_key(w)]["fid"] = fid_inception(args.fid_weights, targets, outputs[w])
+    result["checkpoint"] = args.checkpoint
+    return result
+
+
+METRICS = (("psnr", "PSNR dB ↑"), ("ssim", "SSIM ↑"), ("l1", "L1 ↓"), ("fd_fmnist", "FD-FMNIST ↓"),
+           ("is_fmnist", "IS-FMNIST ↑"), ("fid", "FID ↓"))
 
 
 def run_eval(args):
@@ -95,8 +147,9 @@ def run_eval(args):
         row.update({w: result["widths"][w].get(key) for w in widths})
         rows.append(row)
     print(format_table(rows, [("metric", "metric", None)] + [(w, w, "{:.3f}") for w in widths]))
-    print("mIC ↓ (across widths): %.3f   (%d images per width, %s)" % (result["mic"], result["images"],
-                                                                     args.checkpoint))
+    what = "held-out pairs of %s" % result["data"] if "data" in result else "images"
+    mic_text = "mIC ↓ (across widths): %.3f   " % result["mic"] if result.get("mic") is not None else ""
+    print("%s(%d %s per width, %s)" % (mic_text, result["images"], what, args.checkpoint))
     return 0
 
 
