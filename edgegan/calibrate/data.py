@@ -13,8 +13,19 @@ import numpy as np
 from ..errors import DatasetError
 
 
+def _item(x):
+    """One model input: a float32 array, or — for a model with several inputs (noise, label) — a tuple of
+    arrays (float inputs float32, integer inputs kept as they are)."""
+    if isinstance(x, (tuple, list)):
+        return tuple(np.ascontiguousarray(a) if np.asarray(a).dtype.kind in "iu"
+                     else np.ascontiguousarray(a, dtype=np.float32) for a in x)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 class CalibrationSet(object):
-    """``inputs`` (calibration) and ``held_out`` (gate) lists of float32 NCHW arrays, batch 1.
+    """``inputs`` (calibration) and ``held_out`` (gate) lists of float32 NCHW arrays, batch 1 — or, for a
+    model with several inputs (a noise generator: noise and a class label), of tuples of arrays in the
+    graph's input order.
 
     ``output_range``: the width of the model's output value range (2.0 for tanh images), the peak
     for PSNR.
@@ -24,10 +35,15 @@ class CalibrationSet(object):
         if not inputs or not held_out:
             raise DatasetError("a calibration set needs at least one calibration and one held-out input "
                                "(got %d and %d); give more images" % (len(inputs), len(held_out)))
-        self.inputs = [np.ascontiguousarray(x, dtype=np.float32) for x in inputs]
-        self.held_out = [np.ascontiguousarray(x, dtype=np.float32) for x in held_out]
+        self.inputs = [_item(x) for x in inputs]
+        self.held_out = [_item(x) for x in held_out]
         self.source = source
         self.output_range = float(output_range)
+
+    @property
+    def multi_input(self):
+        """Whether the items are tuples (a model with several inputs)."""
+        return isinstance(self.inputs[0], tuple)
 
     def __len__(self):
         return len(self.inputs)
@@ -40,10 +56,12 @@ class CalibrationSet(object):
         return generate
 
     def reader(self, input_name):
-        """An onnxruntime ``CalibrationDataReader`` over the calibration inputs."""
+        """An onnxruntime ``CalibrationDataReader`` over the calibration inputs (``input_name``: the graph
+        input's name, or the list of names when the items are tuples)."""
         from onnxruntime.quantization import CalibrationDataReader
 
         inputs = self.inputs
+        names = list(input_name) if isinstance(input_name, (list, tuple)) else [input_name]
 
         class _Reader(CalibrationDataReader):
             def __init__(self):
@@ -51,7 +69,9 @@ class CalibrationSet(object):
 
             def get_next(self):
                 x = next(self._it, None)
-                return None if x is None else {input_name: x}
+                if x is None:
+                    return None
+                return dict(zip(names, x)) if isinstance(x, tuple) else {names[0]: x}
 
             def rewind(self):
                 self._it = iter(inputs)
@@ -96,6 +116,23 @@ def _from_folder(folder, data, input_spec, n, n_held_out, seed):
         raise DatasetError("%s holds %d usable image(s); calibration needs at least 2" % (folder, len(arrays)))
     held = max(1, min(n_held_out, len(arrays) // 4))
     return CalibrationSet(arrays[held:], arrays[:held], "folder %s" % os.path.abspath(folder))
+
+
+def noise_calibration_set(specs, n=64, n_held_out=16, seed=0):
+    """A ``CalibrationSet`` for a noise → image generator: its real input distribution, N(0, 1) noise and
+    uniformly drawn class labels (``specs``: the bundle's input specs, ``edgegan.runtime.noise``); the
+    held-out inputs come from another seed."""
+    from ..runtime.noise import n_classes, sample_feeds
+
+    classes = n_classes(specs)
+
+    def draw(count, s):
+        labels = np.random.RandomState(s + 7919).randint(0, classes, size=count).tolist() if classes else None
+        return sample_feeds(specs, count, seed=s, labels=labels)
+
+    source = "N(0, 1) noise" + (" + uniform labels in [0, %d)" % classes if classes else "") + \
+        " (the generator's input distribution)"
+    return CalibrationSet(draw(n, seed), draw(n_held_out, seed + 1), source)
 
 
 def calibration_set(data, input_spec, source=None, n=64, n_held_out=16, seed=0):

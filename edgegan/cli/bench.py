@@ -18,6 +18,8 @@ EPILOG = """examples:
   edgegan bench edgegan-cpu --compare edgegan-cpu-int8 edgegan-android   # one table across targets/precisions
   edgegan bench edgegan-cpu --policy --power-source file:/tmp/mode --duration 20   # live power-aware switching
 
+A noise → image bundle is timed on N(0, 1) noise (and a class label), one image per run.
+
 protocol: batch 1; warm-up of at least --warmup runs and --warmup-s seconds (discarded) before each
 variant; then --runs timed runs, each synchronised. FPS = frames / wall time of the timed window.
 The switch cost is the set_variant call alone; the first inference after it is reported apart.
@@ -89,11 +91,19 @@ def _progress(items, desc):
 
 
 def sample_input(spec, seed=0):
-    """A fixed random model input following a manifest input spec."""
+    """A fixed random model input following a manifest (image) input spec."""
     import numpy as np
 
     low, high = spec["range"]
     return np.random.RandomState(seed).uniform(low, high, spec["shape"]).astype(spec["dtype"])
+
+
+def sample_inputs(bundle, seed=0):
+    """A fixed random input for every timed run of ``bundle``: an array uniform in the input's range, or for
+    a noise → image bundle N(0, 1) noise (and a class label) as a tuple (``edgegan.runtime.noise``)."""
+    from ..runtime.noise import sample_model_input
+
+    return sample_model_input(bundle.inputs, seed)
 
 
 def _probe():
@@ -108,7 +118,7 @@ def bench(runtime, variants, warmup, warmup_s, runs, sustained_s=None, window_s=
     With ``sustained_s``, each variant runs that long back to back (``measure_sustained``)."""
     from ..runtime.fps import measure, measure_sustained, measure_switch
 
-    x = sample_input(runtime.bundle.input)
+    x = sample_inputs(runtime.bundle)
     rows = []
     for name in _progress(variants, "bench"):
         runtime.set_variant(name)
@@ -204,7 +214,7 @@ def compare(paths, variant_names, warmup, warmup_s, runs, threads):
                                  note="not run: %s" % str(e).split(";")[0]))
             continue
         with runtime:
-            x = sample_input(bundle.input)
+            x = sample_inputs(bundle)
             for name in names:
                 runtime.set_variant(name)
                 v = runtime.variant_info
@@ -238,7 +248,7 @@ def live(args, providers):
         with Runtime(args.bundle, backend=args.backend, threads=args.threads, providers=providers) as rt:
             policy = Policy.from_bundle(rt, target_fps=args.target_fps)
             monitor = PolicyMonitor(rt, source, policy, interval_s=args.interval)
-            x = sample_input(rt.bundle.input)
+            x = sample_inputs(rt.bundle)
             for name in rt.variants:  # every variant warm before the stream: switches cost a dict lookup
                 rt.set_variant(name)
                 warm_up(lambda: rt(x), args.warmup, args.warmup_s, rt.sync)

@@ -11,6 +11,7 @@ EPILOG = """examples:
   edgegan build --target cpu --json                   # the manifest on stdout
   edgegan build --target cpu --checkpoint runs/supernet.pt --configs front.json   # searched sub-networks
   edgegan build --target cpu-int8 --calibration photos/ --observer percentile
+  edgegan build --target cpu --checkpoint runs/slimgan.pt --out slimgan-cpu   # noise (+ label) → image generator
 """
 
 
@@ -36,7 +37,8 @@ def register(sub):
                         "writes (default: the checkpoint's own configs if it stores some, else every width)")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="default: the profile's")
     p.add_argument("--calibration", metavar="DIR",
-                   help="int8: a folder of real input images to calibrate on (default: the checkpoint's training data)")
+                   help="int8: a folder of real input images to calibrate on (default: the checkpoint's training "
+                        "data; noise generators calibrate on N(0, 1) noise and uniform labels)")
     p.add_argument("--observer", choices=["minmax", "percentile", "entropy"],
                    help="int8: how activation ranges are chosen (default: the profile's)")
     p.add_argument("--parity-inputs", type=int, default=8, metavar="N", help="inputs for the parity check (default 8)")

@@ -1,4 +1,5 @@
-"""``edgegan run``: images, folders of images or videos through a bundle.
+"""``edgegan run``: images, folders of images or videos through a bundle; or, for a noise → image
+bundle (a SlimGAN generator), a grid of generated images.
 
 Torch-free: runs on the device with numpy, OpenCV and the bundle's backend.
 """
@@ -17,10 +18,18 @@ EPILOG = """examples:
   edgegan run edgegan-cpu --input photos/ --output shoes/ --edges --side-by-side
   edgegan run edgegan-jetson-nano --input clip.mp4 --output clip-shoes.mp4 --edges --force
 
+A noise → image bundle (`edgegan train slimgan`, then `edgegan build`) takes no --input: it writes a
+grid of --n images generated from the noise of --seed (the same noise on every variant and device):
+  edgegan run slimgan-cpu --label 3 --seed 0 --n 16 --out grid.png    # 16 images of class 3
+  edgegan run slimgan-cpu --n 20 --out grid.png                       # every class in turn, a column each
+  edgegan run slimgan-cpu --variant all --out grid.png                # grid-w0.25.png ... grid-w1.png
+
 An image goes to an image file or a folder, a folder to a folder (same file names), a video to a
 video (.mp4, mp4v) or a folder of frames. Inputs are resized to the model's size. The output is
 written to a temporary path and renamed into place when every frame is done.
 """
+
+NOISE_DEFAULT_N = 16
 
 
 def register(sub):
@@ -29,10 +38,21 @@ def register(sub):
                                    "and write the generated images.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="a bundle directory written by `edgegan build`")
-    p.add_argument("--input", required=True, metavar="PATH", help="an image, a folder of images, or a video")
-    p.add_argument("--output", required=True, metavar="PATH",
-                   help="an image file or a folder; for a video input, a video file (.mp4) or a folder")
-    p.add_argument("--variant", metavar="NAME", help="variant name or width (default: the bundle's default)")
+    p.add_argument("--input", metavar="PATH",
+                   help="an image, a folder of images, or a video (required, except for noise → image bundles)")
+    p.add_argument("--output", "--out", required=True, metavar="PATH",
+                   help="an image file or a folder; for a video input, a video file (.mp4) or a folder; for a "
+                        "noise → image bundle, the image file of the grid")
+    p.add_argument("--variant", metavar="NAME",
+                   help="variant name or width (default: the bundle's default); for a noise → image bundle, "
+                        "`all` writes one grid per variant (OUT-<variant>.png)")
+    noise = p.add_argument_group("noise → image bundles (SlimGAN generators)")
+    noise.add_argument("--label", type=int, metavar="K",
+                       help="class of every image, in [0, n_classes) (default: every class in turn)")
+    noise.add_argument("--seed", type=int, metavar="N", help="seed of the noise (default 0)")
+    noise.add_argument("--n", type=int, metavar="N", help="images in the grid (default %d)" % NOISE_DEFAULT_N)
+    noise.add_argument("--cols", type=int, metavar="N",
+                       help="images per row (default: one class per column, else a near-square grid)")
     p.add_argument("--edges", action="store_true",
                    help="inputs are photos: compute edge maps first, with the bundle's edge parameters")
     p.add_argument("--side-by-side", action="store_true", help="write the model's input image next to its output")
@@ -63,17 +83,88 @@ def _progress(source):
     return tqdm(source, total=source.count, desc="run", unit="frame", file=sys.stderr, disable=None, leave=False)
 
 
-def run(args):
+def _variant_path(path, variant):
+    stem, ext = os.path.splitext(path)
+    return "%s-%s%s" % (stem, variant, ext)
+
+
+def generate(args, bundle):
+    """``edgegan run`` on a noise → image bundle: one grid of generated images (per variant with ``--variant all``)."""
     from ..runtime import Runtime
+    from ..runtime.imageio import IMAGE_EXTENSIONS, FrameWriter
+    from ..runtime.noise import check_labels, image_grid, n_classes, sample_feeds
+
+    specs = bundle.inputs
+    classes = n_classes(specs)
+    if args.input is not None:
+        raise EdgeganError("%s generates images from noise%s; it takes no --input (use --label, --seed, --n)"
+                           % (bundle.path, " and a class label" if classes else ""))
+    if args.edges or args.side_by_side:
+        raise EdgeganError("--edges and --side-by-side apply to image → image bundles; %s generates from noise"
+                           % bundle.path)
+    labels = check_labels(args.label, classes, "--label")
+    n = NOISE_DEFAULT_N if args.n is None else args.n
+    if n < 1 or (args.cols is not None and args.cols < 1):
+        raise EdgeganError("--n and --cols must be at least 1")
+    if os.path.splitext(args.output)[1].lower() not in IMAGE_EXTENSIONS:
+        raise EdgeganError("--output %s: the grid is an image file; give a name ending in %s"
+                           % (args.output, ", ".join(IMAGE_EXTENSIONS[:3])))
+    cols = args.cols or (classes if classes and labels is None else None)
+    if args.variant == "all":
+        names = bundle.variant_names
+        paths = [_variant_path(args.output, name) for name in names]
+    else:
+        names, paths = [bundle.variant(args.variant)["name"]], [args.output]
+    for path in paths:
+        check_output_path(path, args.force)
+    seed = args.seed or 0
+    feeds = sample_feeds(specs, n, seed=seed, labels=labels)
+    rows = []
+    with Runtime(bundle, backend=args.backend, threads=args.threads) as rt:
+        for name, path in zip(names, paths):
+            rt.set_variant(name)
+            start = time.perf_counter()
+            images = [rt.postprocess(rt(feed)) for feed in feeds]
+            seconds = time.perf_counter() - start
+            with FrameWriter(path, "image", force=args.force) as writer:
+                writer.write(os.path.basename(path), image_grid(images, cols))
+            rows.append({"variant": name, "output": path, "seconds": seconds,
+                         "model_fps": n / seconds if seconds > 0 else None})
+    summary = {"bundle": bundle.path, "n": n, "seed": seed, "n_classes": classes,
+               "labels": labels[0] if labels else ("every class in turn" if classes else None), "grids": rows}
+    if args.json:
+        emit_json(summary)
+    else:
+        what = ("class %d" % labels[0]) if labels else ("every class in turn" if classes else "unconditional")
+        for row in rows:
+            print("wrote %s: %d images (%s, seed %d) with %s in %.2f s" % (
+                row["output"], n, what, seed, row["variant"], row["seconds"]))
+    return 0
+
+
+def run(args):
+    from ..runtime import Runtime, load_bundle
     from ..runtime.edges import edges_from_image
     from ..runtime.imageio import FrameSource, FrameWriter, output_kind, resize, side_by_side, spec_geometry
 
+    bundle = load_bundle(args.bundle)
+    if bundle.takes_noise:
+        return generate(args, bundle)
+    given = [flag for flag, value in (("--label", args.label), ("--seed", args.seed), ("--n", args.n),
+                                      ("--cols", args.cols)) if value is not None]
+    if given:
+        raise EdgeganError("%s %s to noise → image bundles; %s translates %s images (give --input)"
+                           % (", ".join(given), "apply" if len(given) > 1 else "applies", bundle.path,
+                              bundle.input.get("content", "input")))
+    if args.input is None:
+        raise EdgeganError("--input is required: %s translates %s images" % (bundle.path,
+                                                                            bundle.input.get("content", "input")))
     if os.path.abspath(args.output) == os.path.abspath(args.input):
         raise EdgeganError("--output is the same path as --input; choose another output")
     check_output_path(args.output, args.force)
     source = FrameSource(args.input)
     kind = output_kind(source.kind, args.output)
-    with Runtime(args.bundle, backend=args.backend, threads=args.threads, variant=args.variant) as rt:
+    with Runtime(bundle, backend=args.backend, threads=args.threads, variant=args.variant) as rt:
         edges = edge_parameters(rt.bundle) if args.edges else None
         _, height, width = spec_geometry(rt.bundle.input)
         model_s = 0.0

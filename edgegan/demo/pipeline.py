@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import EdgeganError, InputError
 from ..runtime.edges import DEFAULT_EDGES, edges_from_image
 from ..runtime.imageio import resize, spec_geometry, to_channels
 from .sources import cv2_module
@@ -78,6 +78,10 @@ class Pipeline(object):
 
     def __init__(self, runtime, low=None, high=None, blur=None, clock=time.perf_counter):
         self.runtime = runtime
+        if runtime.bundle.takes_noise:
+            raise EdgeganError("%s generates images from noise; the edges2shoes demo needs an edges → image bundle "
+                               "(`edgegan run %s --out grid.png` shows a noise bundle's images)"
+                               % (runtime.bundle.path, runtime.bundle.path))
         settings = edge_settings(runtime.bundle, low, high, blur)
         self.low = int(settings["low"])
         self.high = int(settings["high"])

@@ -236,14 +236,6 @@ def _progress(total, desc):
     return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, disable=None, leave=False)
 
 
-def sample_input(spec, seed=0):
-    """A fixed random model input following a manifest input spec."""
-    import numpy as np
-
-    low, high = spec["range"]
-    return np.random.RandomState(seed).uniform(low, high, spec["shape"]).astype(spec["dtype"])
-
-
 def _quality(variant):
     quality = variant.get("quality") or {}
     for key in ("psnr", "psnr_db"):
@@ -282,7 +274,9 @@ def sweep(bundle, modes, variants=None, warmup=100, warmup_s=2.0, runs=100, powe
         raise EdgeganError("runs must be at least 1; warm-up and idle time cannot be negative")
     own_source = power_source is None
     source = detect_source() if own_source else power_source
-    x = sample_input(bundle.input)
+    from ..runtime.noise import sample_model_input
+
+    x = sample_model_input(bundle.inputs)  # an image input, or noise (and a label) for a noise bundle
     sampler = PowerSampler(source, sample_interval_s)
     result = {"bundle": os.path.abspath(bundle.path), "bundle_name": os.path.basename(os.path.abspath(bundle.path)),
               "target": bundle.manifest.get("target"), "backend": backend or bundle.manifest.get("backend"),

@@ -6,11 +6,19 @@ Torch-free (numpy plus one inference backend) and Python 3.6-compatible, for Jet
     with Runtime("edgegan-cpu") as rt:
         rt.set_variant("w0.5")          # a dict lookup: every variant is loaded up front
         out = rt.infer_image(edges)     # uint8 in, uint8 out
+
+A noise → image bundle (a SlimGAN generator, ``rt.takes_noise``) has no input image::
+
+    with Runtime("slimgan-cpu") as rt:
+        images = rt.generate(16, seed=0, labels=3)          # uint8 images
+        out = rt((noise, label))                            # or run the model on its own inputs
 """
 
+from ..errors import InputError
 from .backends import get_backend
 from .bundle import Bundle, BundleWriter, load_bundle
 from .imageio import image_to_tensor, tensor_to_image
+from .noise import n_classes, sample_feeds
 
 __all__ = ["Bundle", "BundleWriter", "Runtime", "load_bundle"]
 
@@ -77,11 +85,45 @@ class Runtime(object):
         self._name = name
         return name
 
+    @property
+    def inputs(self):
+        """Every input spec of the bundle, in graph order (``edgegan.runtime.noise`` for noise and labels)."""
+        return self.bundle.inputs
+
+    @property
+    def takes_noise(self):
+        """Whether the bundle generates images from noise (and a class label) rather than from an image."""
+        return self.bundle.takes_noise
+
+    @property
+    def n_classes(self):
+        """Classes of a class-conditional generator (labels in ``[0, n_classes)``); 0 otherwise."""
+        return n_classes(self.inputs)
+
     def run(self, x):
-        """Run the current variant on a model-ready array (shape and dtype of the manifest input)."""
+        """Run the current variant on a model-ready array (shape and dtype of the manifest input), or on a
+        tuple (input order) or dict (by name) of arrays for a bundle with several inputs (noise, label)."""
         return self._backend.run(x)
 
     __call__ = run
+
+    def generate(self, n=1, seed=0, labels=None):
+        """``n`` uint8 images from a noise bundle with the current variant: noise of ``seed``
+        (``edgegan.runtime.noise.sample_feeds``), class ``labels`` (an int, a sequence, or by default every
+        class in turn)."""
+        self._require_noise()
+        return [self.postprocess(self.run(feed)) for feed in sample_feeds(self.inputs, n, seed, labels)]
+
+    def _require_noise(self):
+        if not self.takes_noise:
+            raise InputError("%s translates %s images; it does not generate from noise (give it an input image)"
+                             % (self.bundle.path, self.bundle.input.get("content", "input")))
+
+    def _require_image_input(self):
+        if self.takes_noise:
+            raise InputError("%s generates images from noise%s; it takes no input image (use generate(), or "
+                             "`edgegan run BUNDLE --n 16 --out grid.png`)"
+                             % (self.bundle.path, " and a class label" if self.n_classes else ""))
 
     def sync(self):
         """Wait for the current variant's queued device work (for timing)."""
@@ -89,6 +131,7 @@ class Runtime(object):
 
     def preprocess(self, image):
         """A uint8 image (H×W grey or H×W×3 BGR, any size) → a model input per the manifest."""
+        self._require_image_input()
         return image_to_tensor(image, self.bundle.input)
 
     def postprocess(self, array):

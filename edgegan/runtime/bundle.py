@@ -20,6 +20,8 @@ MANIFEST = "manifest.json"
 LAYOUTS = ("NCHW", "NHWC")
 REQUIRED_KEYS = ("format", "target", "backend", "input", "output", "variants")
 REQUIRED_TENSOR_KEYS = ("shape", "layout", "dtype", "range")
+# the inputs of noise → image generators: a noise vector, a class label (``edgegan.runtime.noise``)
+VECTOR_INPUTS = {"noise": ("NC", 2, ("float32", "float16")), "label": ("N", 1, ("int64", "int32"))}
 REQUIRED_VARIANT_KEYS = ("name", "file", "sha256")
 REBUILD = "re-run `edgegan build`"
 
@@ -98,17 +100,8 @@ def validate_manifest(manifest, where):
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
         raise BundleError("%s: manifest.json lacks %s; %s" % (where, ", ".join(missing), REBUILD))
-    for key in ("input", "output"):
-        spec = manifest[key]
-        lacking = [k for k in REQUIRED_TENSOR_KEYS if not isinstance(spec, dict) or k not in spec]
-        if lacking:
-            raise BundleError("%s: manifest %s lacks %s; %s" % (where, key, ", ".join(lacking), REBUILD))
-        if spec["layout"] not in LAYOUTS:
-            raise BundleError("%s: manifest %s layout %r is not one of %s; %s"
-                              % (where, key, spec["layout"], "/".join(LAYOUTS), REBUILD))
-        if not isinstance(spec["shape"], list) or len(spec["shape"]) != 4 \
-                or not isinstance(spec["range"], list) or len(spec["range"]) != 2:
-            raise BundleError("%s: manifest %s needs a 4-d shape and a [low, high] range; %s" % (where, key, REBUILD))
+    _validate_inputs(manifest, where)
+    _validate_image_spec(manifest["output"], "output", where)
     variants = manifest["variants"]
     if not isinstance(variants, list) or not variants:
         raise BundleError("%s: manifest.json lists no variants; %s" % (where, REBUILD))
@@ -124,6 +117,63 @@ def validate_manifest(manifest, where):
     if default is not None and default not in names:
         raise BundleError("%s: default_variant %r is not one of the variants (%s); %s"
                           % (where, default, ", ".join(sorted(names)), REBUILD))
+
+
+def _is_vector_input(spec, key):
+    return key != "output" and isinstance(spec, dict) and spec.get("content") in VECTOR_INPUTS \
+        and spec.get("layout") not in LAYOUTS
+
+
+def _validate_vector_input(spec, key, where):
+    """A noise or label input (``edgegan.runtime.noise``): its layout, rank, dtype, and the label's classes."""
+    layout, rank, dtypes = VECTOR_INPUTS[spec["content"]]
+    lacking = [k for k in ("name", "shape", "layout", "dtype") if k not in spec]
+    if lacking:
+        raise BundleError("%s: manifest %s lacks %s; %s" % (where, key, ", ".join(lacking), REBUILD))
+    shape = spec["shape"]
+    if spec["layout"] != layout or not isinstance(shape, list) or len(shape) != rank \
+            or not all(isinstance(d, int) and d > 0 for d in shape) or spec["dtype"] not in dtypes:
+        raise BundleError("%s: manifest %s (%s) needs layout %s, a %d-d static shape and dtype %s; %s"
+                          % (where, key, spec["content"], layout, rank, "/".join(dtypes), REBUILD))
+    if spec["content"] == "label":
+        classes = spec.get("n_classes")
+        if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
+            raise BundleError("%s: manifest %s (label) needs n_classes, a positive integer; %s" % (where, key, REBUILD))
+
+
+def _validate_image_spec(spec, key, where):
+    lacking = [k for k in REQUIRED_TENSOR_KEYS if not isinstance(spec, dict) or k not in spec]
+    if lacking:
+        raise BundleError("%s: manifest %s lacks %s; %s" % (where, key, ", ".join(lacking), REBUILD))
+    if spec["layout"] not in LAYOUTS:
+        raise BundleError("%s: manifest %s layout %r is not one of %s; %s"
+                          % (where, key, spec["layout"], "/".join(LAYOUTS), REBUILD))
+    if not isinstance(spec["shape"], list) or len(spec["shape"]) != 4 \
+            or not isinstance(spec["range"], list) or len(spec["range"]) != 2:
+        raise BundleError("%s: manifest %s needs a 4-d shape and a [low, high] range; %s" % (where, key, REBUILD))
+
+
+def _validate_inputs(manifest, where):
+    """``input`` and, when present, ``inputs`` (every input in graph order, ``input`` first); each an image
+    spec or a noise / label spec."""
+    inputs = manifest.get("inputs")
+    if inputs is None:
+        specs = [("input", manifest["input"])]
+    else:
+        if not isinstance(inputs, list) or len(inputs) < 2:
+            raise BundleError("%s: manifest inputs must list two or more inputs (one input goes in \"input\"); %s"
+                              % (where, REBUILD))
+        if inputs[0] != manifest["input"]:
+            raise BundleError("%s: manifest input is not the first of inputs; %s" % (where, REBUILD))
+        names = [s.get("name") if isinstance(s, dict) else None for s in inputs]
+        if None in names or len(set(names)) != len(names):
+            raise BundleError("%s: manifest inputs need distinct names, got %s; %s" % (where, names, REBUILD))
+        specs = [("inputs[%d]" % i, s) for i, s in enumerate(inputs)]
+    for key, spec in specs:
+        if _is_vector_input(spec, key):
+            _validate_vector_input(spec, key, where)
+        else:
+            _validate_image_spec(spec, key, where)
 
 
 class Bundle(object):
@@ -146,8 +196,18 @@ class Bundle(object):
 
     @property
     def input(self):
-        """The manifest's input spec (shape, layout, dtype, range, ...)."""
+        """The manifest's input spec (shape, layout, dtype, range, ...); the first input of several."""
         return self.manifest["input"]
+
+    @property
+    def inputs(self):
+        """Every input spec in graph order: ``[input]``, or the manifest's ``inputs`` (noise and label)."""
+        return list(self.manifest.get("inputs") or [self.manifest["input"]])
+
+    @property
+    def takes_noise(self):
+        """Whether the bundle generates images from noise (a SlimGAN generator) instead of translating images."""
+        return any(s.get("content") == "noise" for s in self.inputs)
 
     @property
     def output(self):

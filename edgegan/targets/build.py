@@ -3,6 +3,11 @@
 The profile names a compiler (``edgegan.targets.registry``); for each width the sub-network is
 extracted, rewritten as the profile asks, compiled, and measured against PyTorch; the compiler then
 adds what its target needs (for TensorRT, the steps that build engines on the device).
+
+A noise → image checkpoint (``edgegan train slimgan``: ``data.input.content == "noise"``) builds the
+same way with the inputs ``noise`` float32 [1, nz] and, when class-conditional, ``label`` int64 [1]
+(``edgegan.runtime.noise``); its parity runs on fixed N(0, 1) noise with every class in turn, and its
+INT8 calibration on that distribution. Compilers say whether they take such models (``noise_inputs``).
 """
 
 import datetime
@@ -14,11 +19,12 @@ from .. import __version__
 from ..checkpoint import default_checkpoint, load_generator
 from ..errors import TargetError
 from ..runtime.bundle import FORMAT, BundleWriter, sha256_file
+from ..runtime.noise import LABEL, NOISE, STANDARD_NORMAL, n_classes, sample_feeds
 from ..runtime.policy import manifest_policy
 from ..subnet import SubnetConfig, cost, extract
 from . import onnx as onnx_compiler
-from ..calibrate import calibration_set
-from .profiles import load_profile, parity_threshold
+from ..calibrate import calibration_set, noise_calibration_set
+from .profiles import load_profile, parity_threshold, shipped_profiles
 from .registry import get_compiler
 from .rewrites import apply_padding_policy
 
@@ -76,16 +82,64 @@ def _load_configs(configs):
     return out
 
 
-def _io_spec(data, size):
-    def spec(name, channels, part, content):
-        info = dict(data.get(part, {}))
-        return {"name": name, "shape": [1, channels, size, size], "layout": "NCHW", "dtype": "float32",
-                "range": list(info.get("range", [-1.0, 1.0])), "content": info.get("content", content)}
+def _image_spec(data, size, name, channels, part, content):
+    info = dict(data.get(part, {}))
+    return {"name": name, "shape": [1, channels, size, size], "layout": "NCHW", "dtype": "float32",
+            "range": list(info.get("range", [-1.0, 1.0])), "content": info.get("content", content)}
 
-    inp = spec(onnx_compiler.INPUT_NAME, data["in_channels"], "input", "edges")
+
+def _output_spec(data, size):
+    return _image_spec(data, size, onnx_compiler.OUTPUT_NAME, data["out_channels"], "output", "image")
+
+
+def _io_spec(data, size):
+    inp = _image_spec(data, size, onnx_compiler.INPUT_NAME, data["in_channels"], "input", "edges")
     if data.get("edges"):
         inp["edges"] = dict(data["edges"])
-    return inp, spec(onnx_compiler.OUTPUT_NAME, data["out_channels"], "output", "image")
+    return inp, _output_spec(data, size)
+
+
+def is_noise_checkpoint(data):
+    """Whether a checkpoint's ``data`` describes a noise → image generator (SlimGAN) rather than an image model."""
+    return (data.get("input") or {}).get("content") == NOISE or data.get("in_channels") == 0
+
+
+def noise_input_specs(data, generator=None):
+    """The manifest specs of a noise generator's inputs, in graph order: ``noise`` float32 [1, nz] drawn
+    from N(0, 1), then ``label`` int64 [1] in [0, n_classes) when it is class-conditional."""
+    nz = data.get("nz") or ((data.get("input") or {}).get("shape") or [None])[-1] or getattr(generator, "nz", None)
+    classes = data.get("n_classes", getattr(generator, "n_classes", 0)) or 0
+    if not nz:
+        raise TargetError("this noise checkpoint records no noise size (data.nz); re-save it with `edgegan train "
+                          "slimgan`")
+    specs = [{"name": NOISE, "shape": [1, int(nz)], "layout": "NC", "dtype": "float32", "content": NOISE,
+              "distribution": STANDARD_NORMAL}]
+    if classes:
+        specs.append({"name": LABEL, "shape": [1], "layout": "N", "dtype": "int64", "content": LABEL,
+                      "n_classes": int(classes), "range": [0, int(classes) - 1]})
+    return specs
+
+
+def noise_targets():
+    """The shipped targets whose compiler builds noise generators."""
+    names = []
+    for name in shipped_profiles():
+        try:
+            if get_compiler(load_profile(name)["compiler"]).noise_inputs:
+                names.append(name)
+        except TargetError:
+            continue
+    return names
+
+
+def _refuse_noise_target(profile, compiler, specs):
+    if compiler.noise_inputs:
+        return
+    raise TargetError("%s (compiler %s) cannot build a noise → image generator (inputs %s): its converter takes "
+                      "one image input. Targets that build these checkpoints: %s" % (
+                          profile["name"], compiler.name,
+                          ", ".join("%s %s %s" % (s["name"], s["shape"], s["dtype"]) for s in specs),
+                          ", ".join(noise_targets())))
 
 
 def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None, force=False,
@@ -98,7 +152,8 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
     a checkpoint's own ``"configs"`` list (if any) is built, else every trained width.
 
     ``calibration``: for ``int8``, a folder of real input images (default: the checkpoint's training
-    data); ``observer`` overrides the profile's ``[calibrate] observer``.
+    data; a noise generator calibrates on its input distribution, N(0, 1) noise and uniform labels);
+    ``observer`` overrides the profile's ``[calibrate] observer``.
     """
     profile = load_profile(target)
     compiler = get_compiler(profile["compiler"])
@@ -110,8 +165,17 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
     gen, ckpt = load_generator(checkpoint)
     data = ckpt["data"]
     size = int(data["size"])
-    input_spec, output_spec = _io_spec(data, size)
-    compiler.set_io(input_spec, output_spec)
+    input_specs = example = None
+    if is_noise_checkpoint(data):
+        input_specs = noise_input_specs(data, gen)
+        _refuse_noise_target(profile, compiler, input_specs)
+        output_spec = _output_spec(data, size)
+        input_spec = input_specs[0]
+        compiler.set_io(input_spec, output_spec, inputs=input_specs)
+        example = compiler.example_inputs()
+    else:
+        input_spec, output_spec = _io_spec(data, size)
+        compiler.set_io(input_spec, output_spec)
     shape = tuple(input_spec["shape"])
     if configs is not None and widths is not None:
         raise TargetError("give widths or configs, not both")
@@ -124,14 +188,29 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
     out = out or "edgegan-%s" % profile["name"]
     export = profile["export"]
     data_range = output_spec["range"][1] - output_spec["range"][0]
-    inputs = onnx_compiler.parity_inputs(shape, input_spec["range"], n=n_parity_inputs)
+    if input_specs:  # fixed noise, every class in turn (all of them when there are fewer than the inputs)
+        classes = n_classes(input_specs)
+        inputs = sample_feeds(input_specs, max(n_parity_inputs, classes), seed=0)
+        synthetic = "fixed N(0, 1) noise (seed 0)" + (", labels 0..%d in turn" % (classes - 1) if classes else "")
+    else:
+        inputs = onnx_compiler.parity_inputs(shape, input_spec["range"], n=n_parity_inputs)
+        synthetic = "fixed synthetic (seed 0)"
     metrics = ckpt.get("metrics", {})
+    if isinstance(metrics.get("widths"), dict):  # SlimGAN: {"widths": {"w0.5": {"fd_fmnist", ...}}, "mic": ...}
+        metrics = metrics["widths"]
     calib = None
     if precision == "int8":
         if observer:
             profile["calibrate"]["observer"] = observer
-        calib = calibration_set(data, input_spec, source=calibration, n=profile["calibrate"]["samples"],
-                                n_held_out=profile["calibrate"]["held_out"])
+        if input_specs:
+            if calibration is not None:
+                raise TargetError("a noise generator calibrates INT8 on its own input distribution (N(0, 1) noise and "
+                                  "uniform labels); --calibration takes no images for it")
+            calib = noise_calibration_set(input_specs, n=profile["calibrate"]["samples"],
+                                          n_held_out=profile["calibrate"]["held_out"])
+        else:
+            calib = calibration_set(data, input_spec, source=calibration, n=profile["calibrate"]["samples"],
+                                    n_held_out=profile["calibrate"]["held_out"])
         calib.output_range = data_range
 
     with BundleWriter(out, force=force) as writer:
@@ -139,7 +218,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
         for config, search_quality in tqdm(chosen, desc="build %s" % profile["name"], unit="variant",
                                            disable=not progress):
             try:
-                sub = extract(gen, config, input_shape=shape)
+                sub = extract(gen, config, input_shape=None if example else shape, example_inputs=example)
             except ValueError as e:
                 raise TargetError("%s: %s" % (config.name, e))
             apply_padding_policy(sub, export["padding"])
@@ -150,7 +229,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
             # held-out inputs; fp32/fp16 artifacts on the fixed synthetic inputs
             checked = calib.held_out if calib is not None else inputs
             parity = compiler.parity(path, sub, checked, data_range, profile, precision)
-            parity["inputs"] = calib.source + " (held out)" if calib is not None else "fixed synthetic (seed 0)"
+            parity["inputs"] = calib.source + " (held out)" if calib is not None else synthetic
             min_psnr = parity_threshold(profile, parity.get("measured_precision", precision))
             if parity["psnr_db"] is not None and parity["psnr_db"] < min_psnr:  # None: not runnable here (Core ML on Linux)
                 raise TargetError("%s: parity %.1f dB (%s) is below the profile's %.1f dB; the compiled artifact "
@@ -160,7 +239,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
                        "channels": dict(config.channels) if config.channels is not None else None, "file": filename,
                        "format": compiler.extension.lstrip("."), "precision": precision, "parity": parity,
                        "size_bytes": os.path.getsize(path)}
-            variant.update(cost(sub, shape))
+            variant.update(cost(sub, example_inputs=example) if example else cost(sub, shape))
             variant.update(extra)
             if precision == "fp16":
                 variant["parity_fp16_emulated"] = onnx_compiler.measure_fp16_emulation(sub, inputs, data_range)
@@ -183,6 +262,8 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
             "variants": variants,
             "policy": manifest_policy(profile["policy"], variants),
         }
+        if input_specs and len(input_specs) > 1:  # every input in graph order; "input" stays the first
+            manifest["inputs"] = [compiler.io_spec(spec) for spec in input_specs]
         manifest["default_variant"] = manifest["policy"]["default"]
         manifest.update(compiler.finish(writer.path, variants, profile, precision))
         writer.commit(manifest)

@@ -131,6 +131,23 @@ def _session(path, threads=1):
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
+def as_tuple(x):
+    """One model input as a tuple of arrays: ``x`` itself when it already is one (several graph inputs)."""
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def torch_call(module, x, half=False):
+    """``module`` on one input (an array, or a tuple of arrays for several inputs), as a float32 numpy array;
+    ``half``: float inputs in fp16 (integer inputs such as class labels stay int64)."""
+    args = []
+    for a in as_tuple(x):
+        t = torch.from_numpy(np.asarray(a))
+        if t.is_floating_point() and half:
+            t = t.half()
+        args.append(t)
+    return module(*args).float().numpy()
+
+
 @torch.no_grad()
 def measure_parity(path, module, inputs, data_range, measured_precision="fp32"):
     """PSNR and max-abs error of the ONNX file under onnxruntime against ``module`` on ``inputs``.
@@ -139,11 +156,7 @@ def measure_parity(path, module, inputs, data_range, measured_precision="fp32"):
     the graph's input order."""
     session = _session(path)
     names = [i.name for i in session.get_inputs()]
-
-    def as_tuple(x):
-        return tuple(x) if isinstance(x, (tuple, list)) else (x,)
-
-    ref = np.stack([module(*(torch.from_numpy(np.asarray(a)) for a in as_tuple(x))).numpy() for x in inputs])
+    ref = np.stack([torch_call(module, x) for x in inputs])
     out = np.stack([session.run(None, dict(zip(names, as_tuple(x))))[0] for x in inputs])
     return {"psnr_db": round(psnr(ref, out, data_range), 2), "max_abs": float(np.max(np.abs(ref - out))),
             "n_inputs": len(inputs), "backend": "onnxruntime", "measured_precision": measured_precision}
@@ -158,8 +171,8 @@ def measure_fp16_emulation(module, inputs, data_range):
     import copy
 
     half = copy.deepcopy(module).half()
-    refs = np.stack([module(torch.from_numpy(x)).numpy() for x in inputs])
-    outs = np.stack([half(torch.from_numpy(x).half()).float().numpy() for x in inputs])
+    refs = np.stack([torch_call(module, x) for x in inputs])
+    outs = np.stack([torch_call(half, x, half=True) for x in inputs])
     return {"psnr_db": round(psnr(refs, outs, data_range), 2), "max_abs": float(np.max(np.abs(refs - outs))),
             "n_inputs": len(inputs), "how": "torch fp16 on CPU vs fp32 (estimate; the engine is built on the device)"}
 
@@ -171,18 +184,25 @@ class OnnxCompiler(Compiler):
     name = "onnx"
     extension = ".onnx"
     bundle_backend = "onnxruntime"
+    noise_inputs = True
+
+    def export_inputs(self):
+        """``compile_onnx`` keywords for a model with ``input_specs`` (noise, label); none for one image input."""
+        if not self.input_specs:
+            return {}
+        return {"example_inputs": self.example_inputs(), "input_names": self.input_names()}
 
     def compile(self, module, input_shape, path, profile, precision, calibration=None):
         export = profile["export"]
         if precision != "int8":
-            compile_onnx(module, input_shape, path, export["opset"], export["forbid_ops"])
+            compile_onnx(module, input_shape, path, export["opset"], export["forbid_ops"], **self.export_inputs())
             return {}
         if calibration is None:
             raise TargetError("int8 needs calibration data (edgegan.calibrate.CalibrationSet)")
         with tempfile.TemporaryDirectory(prefix="edgegan-int8-") as tmp:
             fp32 = os.path.join(tmp, "fp32.onnx")
-            compile_onnx(module, input_shape, fp32, export["opset"], export["forbid_ops"])
-            report = quantize_with_gate(module, fp32, tmp, calibration, profile)
+            compile_onnx(module, input_shape, fp32, export["opset"], export["forbid_ops"], **self.export_inputs())
+            report = quantize_with_gate(module, fp32, tmp, calibration, profile, self.input_names())
             gated = report.pop("path")
             check(onnx.load(gated), export["opset"], export["forbid_ops"])
             os.replace(gated, path)
@@ -197,23 +217,25 @@ class OnnxCompiler(Compiler):
 
 
 @torch.no_grad()
-def quantize_with_gate(module, fp32_path, workdir, calibration, profile):
+def quantize_with_gate(module, fp32_path, workdir, calibration, profile, input_names=None):
     """Q/DQ-quantize ``fp32_path`` through the quality gate; returns the gate's report (``path``: the
-    accepted model, inside ``workdir``)."""
+    accepted model, inside ``workdir``). ``input_names``: the graph's inputs when there are several
+    (the calibration items are then tuples in that order)."""
     cal = profile["calibrate"]
     cache = os.path.join(workdir, "calibration.json")
-    refs = np.stack([module(torch.from_numpy(x)).numpy() for x in calibration.held_out])
+    names = list(input_names or [INPUT_NAME])
+    refs = np.stack([torch_call(module, x) for x in calibration.held_out])
     attempts = []
 
     def quantize(kept_float):
         out = os.path.join(workdir, "int8-%d.onnx" % len(attempts))
         attempts.append(out)
-        return quantize_qdq(fp32_path, out, calibration, INPUT_NAME, cal["observer"], kept_float,
-                            cal["activation"], cache_path=cache)
+        return quantize_qdq(fp32_path, out, calibration, names if input_names else INPUT_NAME, cal["observer"],
+                            kept_float, cal["activation"], cache_path=cache)
 
     def evaluate(path):
         session = _session(path)
-        outs = np.stack([session.run(None, {INPUT_NAME: x})[0] for x in calibration.held_out])
+        outs = np.stack([session.run(None, dict(zip(names, as_tuple(x))))[0] for x in calibration.held_out])
         return psnr(refs, outs, calibration.output_range)
 
     report = quality_gate(quantize, evaluate, quantizable_nodes(fp32_path), float(cal["min_psnr_db"]))

@@ -52,11 +52,35 @@ class Compiler(object):
         raise NotImplementedError
 
     input_spec = output_spec = None
+    input_specs = None  # every input spec, in graph order (``set_io``)
 
-    def set_io(self, input_spec, output_spec):
+    #: whether this compiler builds generators whose inputs are a noise vector (and a class label):
+    #: SlimGAN checkpoints. ``build`` refuses such a checkpoint for a compiler that does not, naming the
+    #: targets that do. Such a compiler reads ``input_specs`` (see ``example_inputs``) in ``compile``.
+    noise_inputs = False
+
+    def set_io(self, input_spec, output_spec, inputs=None):
         """Called by ``build`` before compiling: the model's NCHW float32 input/output specs (shape, range,
-        content...), for compilers that fold normalisation into the artifact (Core ML image I/O)."""
+        content...), for compilers that fold normalisation into the artifact (Core ML image I/O).
+
+        ``inputs``: every input spec in graph order when the model does not take one image (a noise
+        generator: ``noise`` float32 [1, nz], then ``label`` int64 [1] when class-conditional);
+        ``input_spec`` is then the first of them."""
         self.input_spec, self.output_spec = dict(input_spec), dict(output_spec)
+        self.input_specs = [dict(s) for s in inputs] if inputs else None
+
+    def example_inputs(self):
+        """Tracing inputs for a model with ``input_specs`` (zeros of each spec's shape and dtype, as torch
+        tensors), or ``None`` for a model with one image input (traced at ``input_shape``)."""
+        if not self.input_specs:
+            return None
+        import torch
+
+        return tuple(torch.zeros(tuple(s["shape"]), dtype=getattr(torch, s["dtype"])) for s in self.input_specs)
+
+    def input_names(self):
+        """Graph input names for ``example_inputs`` (``None`` for one image input: ``input``)."""
+        return [s["name"] for s in self.input_specs] if self.input_specs else None
 
     def io_spec(self, spec):
         """The manifest's ``input`` / ``output`` entry for this compiler's artifacts, given the NCHW

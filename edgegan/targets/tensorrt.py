@@ -53,15 +53,23 @@ def workspace_flag(trt):
     return "--workspace=%d" % mib
 
 
+def shapes_flag(inputs):
+    """``--shapes=noise:1x128,label:1`` for input specs ``[{"name", "shape"}]``."""
+    return "--shapes=" + ",".join("%s:%s" % (s["name"], "x".join(str(int(d)) for d in s["shape"])) for s in inputs)
+
+
 def trtexec_command(onnx_file, engine_file, precision, trt, int8=None, calibration_cache=None, dla_core=None,
-                    timing_cache=None):
+                    timing_cache=None, inputs=None):
     """The trtexec command line that builds one engine from one ONNX file.
 
     ``int8``: ``"qdq"`` (a Q/DQ model: ``--int8`` makes TensorRT honour its scales) or
     ``"calibration_cache"`` (an fp32 model quantized with ``--calib``); both add ``--fp16`` so layers
-    left in float run in fp16.
+    left in float run in fp16. ``inputs``: the input specs of a model with noise (and label) inputs,
+    written as ``--shapes`` (the graphs are static, so trtexec only checks them; it names every input).
     """
     cmd = ["trtexec", "--onnx=" + onnx_file, "--saveEngine=" + engine_file]
+    if inputs:
+        cmd.append(shapes_flag(inputs))
     if precision == "fp16":
         cmd.append("--fp16")
     elif precision == "int8":
@@ -85,10 +93,11 @@ def trtexec_command(onnx_file, engine_file, precision, trt, int8=None, calibrati
     return " ".join(shlex.quote(c) for c in cmd)
 
 
-def engine_plan(variants, precision, profile):
+def engine_plan(variants, precision, profile, inputs=None):
     """One build step per variant: what to build from what, with which settings, and its trtexec line.
 
-    This is what ``build_engines.py`` reads from the manifest (``device_steps.engines``).
+    This is what ``build_engines.py`` reads from the manifest (``device_steps.engines``). ``inputs``:
+    the input specs of a noise generator (``trtexec --shapes`` for each).
     """
     trt = profile["tensorrt"]
     dla_core = trt["dla_core"] if trt.get("dla") else None
@@ -110,7 +119,7 @@ def engine_plan(variants, precision, profile):
                 "calibration_cache": cache, "dla_core": dla_core, "gpu_fallback": bool(trt.get("gpu_fallback", True)),
                 "workspace_mib": int(trt["workspace_mib"]), "timing_cache": timing}
         calib_arg = (cache + ".local") if int8 == "calibration_cache" else None
-        step["trtexec"] = trtexec_command(source, engine, precision, trt, int8, calib_arg, dla_core, timing)
+        step["trtexec"] = trtexec_command(source, engine, precision, trt, int8, calib_arg, dla_core, timing, inputs)
         steps.append(step)
     return steps
 
@@ -213,7 +222,7 @@ class TensorRTCompiler(OnnxCompiler):
         stem = os.path.splitext(path)[0]
         fp32 = stem + ".fp32.onnx"
         export = profile["export"]
-        model = compile_onnx(module, input_shape, fp32, export["opset"], export["forbid_ops"])
+        model = compile_onnx(module, input_shape, fp32, export["opset"], export["forbid_ops"], **self.export_inputs())
         trt_checks.check_graph(model, profile, "fp16", os.path.basename(fp32))
         ranges = drop_float_layers(self._ranges, model, report.get("kept_float"))
         cache = stem + ".calib"
@@ -225,7 +234,7 @@ class TensorRTCompiler(OnnxCompiler):
                                             "build on the device re-stamps the header)" % profile["calibrate"]["observer"]}
 
     def finish(self, bundle_dir, variants, profile, precision):
-        steps = engine_plan(variants, precision, profile)
+        steps = engine_plan(variants, precision, profile, self.input_specs)
         script = write_build_script(bundle_dir, steps, profile)
         builder = write_builder(bundle_dir)
         device_steps = {"tensorrt_version": profile["tensorrt"]["version"], "script": script, "builder": builder,
@@ -249,7 +258,8 @@ class TensorRTCompiler(OnnxCompiler):
         records = {}
         for step in steps:
             batches = None
-            if step["int8"] == "calibration_cache" and self._calibration is not None:
+            if step["int8"] == "calibration_cache" and self._calibration is not None \
+                    and not self._calibration.multi_input:  # several inputs: the cache from onnxruntime's ranges
                 batches = self._calibration.inputs  # TensorRT calibrates from data and rewrites the cache
             try:
                 digest, version, seconds = trt_builder.build_engine(

@@ -17,7 +17,7 @@ import torch
 from .. import __version__
 from ..errors import TargetError
 from ..runtime.backends.torch import META_FILE
-from .onnx import INPUT_NAME, OUTPUT_NAME, psnr
+from .onnx import INPUT_NAME, OUTPUT_NAME, as_tuple, psnr
 from .registry import Compiler, register_compiler
 
 PRECISIONS = ("fp32", "fp16")
@@ -30,22 +30,34 @@ def _dtype(precision):
 
 
 @torch.no_grad()
-def compile_torchscript(module, input_shape, path, precision="fp32"):
+def compile_torchscript(module, input_shape, path, precision="fp32", inputs=None):
     """Trace ``module`` at ``input_shape`` and save it to ``path`` (temporary file, then rename); returns
     the traced ``ScriptModule``.
+
+    ``inputs``: input specs (``[{"name", "shape", "dtype"}]``) of a model with noise (and label) inputs,
+    traced on zeros of each and recorded in the artifact's ``edgegan.json`` (``"inputs"``); integer
+    inputs (class labels) stay int64 in an fp16 artifact.
 
     Not frozen: freezing bakes the weights into graph constants, which ``.to(dtype)`` and
     ``map_location`` cannot convert, and the runtime casts (fp16 artifact → fp32 on a CPU). The
     sub-network's BatchNorm is already folded by ``extract``."""
     dtype = _dtype(precision)
     module = copy.deepcopy(module).eval().to(dtype)
-    example = torch.zeros(tuple(input_shape), dtype=dtype)
+    if inputs:
+        example = tuple(torch.zeros(tuple(s["shape"]), dtype=getattr(torch, s["dtype"]) if "int" in s["dtype"]
+                                    else dtype) for s in inputs)
+    else:
+        example = torch.zeros(tuple(input_shape), dtype=dtype)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*deprecated.*")  # torch.jit in torch >= 2.9
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # input-shape checks, static here
         traced = torch.jit.trace(module, example, check_trace=False)
-    meta = {"format": "edgegan-torchscript/1", "input_shape": list(input_shape), "input_name": INPUT_NAME,
+    first = inputs[0] if inputs else {"name": INPUT_NAME, "shape": list(input_shape)}
+    meta = {"format": "edgegan-torchscript/1", "input_shape": list(first["shape"]), "input_name": first["name"],
             "output_name": OUTPUT_NAME, "input_dtype": "float32", "precision": precision,
             "torch_version": torch.__version__, "edgegan_version": __version__}
+    if inputs:
+        meta["inputs"] = [{"name": s["name"], "shape": list(s["shape"]), "dtype": s["dtype"]} for s in inputs]
     tmp = path + ".tmp"
     try:
         with warnings.catch_warnings():
@@ -67,9 +79,9 @@ def measure_parity(path, module, inputs, data_range, precision="fp32"):
         loaded = torch.jit.load(path, map_location="cpu")
     refs, outs = [], []
     for x in inputs:
-        t = torch.from_numpy(x)
-        refs.append(module(t).numpy())
-        outs.append(loaded(t.to(dtype)).float().numpy())
+        ts = [torch.from_numpy(np.asarray(a)) for a in as_tuple(x)]
+        refs.append(module(*ts).numpy())
+        outs.append(loaded(*[t.to(dtype) if t.is_floating_point() else t for t in ts]).float().numpy())
     ref, out = np.stack(refs), np.stack(outs)
     return {"psnr_db": round(psnr(ref, out, data_range), 2), "max_abs": float(np.max(np.abs(ref - out))),
             "n_inputs": len(inputs), "backend": "torch.jit.load", "measured_precision": precision}
@@ -80,9 +92,10 @@ class TorchScriptCompiler(Compiler):
     name = "torchscript"
     extension = ".pt"
     bundle_backend = "torch"
+    noise_inputs = True
 
     def compile(self, module, input_shape, path, profile, precision, calibration=None):
-        compile_torchscript(module, input_shape, path, precision)
+        compile_torchscript(module, input_shape, path, precision, inputs=self.input_specs)
         return {}
 
     def parity(self, path, module, inputs, data_range, profile, precision):

@@ -18,7 +18,9 @@ Facts used here (from the ONNX-TensorRT operator matrices and the TensorRT relea
   into the conv) or build fp32.
 * Operators the parser does not import at all (8.4 matrix "N" rows; fewer from 8.5 on), ops from
   non-default domains (onnxruntime contrib ops), dynamic input shapes (the builder here sets no
-  optimization profile) and non-float network I/O are refused.
+  optimization profile) and non-float network I/O are refused — except integer inputs that only index
+  (``Gather``): the class label of a conditional generator. The parser imports an INT64 input as INT32
+  before TensorRT 10 (onnx-tensorrt ``convertDtype``), as INT64 from 10.0; the runtime feeds either.
 * DLA (Xavier): FP16 or INT8 only, with implicit quantization (an entropy calibration cache on the
   fp32 network): TensorRT 8.x DLA does not take Q/DQ models.
 
@@ -42,6 +44,7 @@ NEVER_IMPORTED = frozenset([
 IMPORTED_FROM_8_5 = frozenset(["Hardmax", "IsInf", "MeanVarianceNormalization", "Mod", "NonZero", "OneHot",
                                "RandomNormal", "RandomNormalLike", "Reciprocal", "RoiAlign", "Shrink"])
 FLOAT_IO = (1, 10)  # onnx.TensorProto.FLOAT, FLOAT16
+INDEX_INPUTS = {6: "int32", 7: "int64"}  # onnx.TensorProto.INT32, INT64: class labels, as Gather indices
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
@@ -246,10 +249,31 @@ def graph_issues(model, trt_version, precision):
         if any(d is None or d <= 0 for d in dims):
             issues.append(_issue("dynamic-shape", "network %s %s has a dynamic shape %s" % (kind, value.name, dims),
                                  "export at a fixed input shape (batch 1)"))
-        if tensor.elem_type not in FLOAT_IO:
+        if kind == "input" and tensor.elem_type in INDEX_INPUTS:
+            users = [(n.op_type, list(n.input).index(value.name)) for n in model.graph.node if value.name in n.input]
+            if any(u != ("Gather", 1) for u in users):
+                issues.append(_issue("io-type", "network input %s is %s and feeds %s; TensorRT takes integer "
+                                     "network inputs here only as Gather indices (class labels)"
+                                     % (value.name, INDEX_INPUTS[tensor.elem_type],
+                                        ", ".join(sorted(set(u[0] for u in users)))),
+                                     "feed float tensors, or use the integer input only to look up tables"))
+        elif tensor.elem_type not in FLOAT_IO:
             issues.append(_issue("io-type", "network %s %s is not float32/float16" % (kind, value.name),
                                  "feed and return float tensors"))
     return issues
+
+
+def index_inputs(model, trt_version):
+    """``{name: what TensorRT makes of it}`` for the integer (class-label) inputs of ``model``."""
+    version = parse_version(trt_version) if isinstance(trt_version, str) else tuple(trt_version)
+    inits = set(i.name for i in model.graph.initializer)
+    found = {}
+    for value in model.graph.input:
+        elem = value.type.tensor_type.elem_type
+        if value.name not in inits and elem in INDEX_INPUTS:
+            imported = "int64" if elem == 7 and version[0] >= 10 else "int32"
+            found[value.name] = "%s, imported as %s by TensorRT %d.x" % (INDEX_INPUTS[elem], imported, version[0])
+    return found
 
 
 def check_graph(model, profile, precision, what="the graph"):
@@ -265,6 +289,10 @@ def check_graph(model, profile, precision, what="the graph"):
         raise TargetError("%s cannot be built by TensorRT %s for %s at %s:\n%s" % (
             what, trt["version"], profile["name"], precision, "\n".join(lines)))
     opsets = dict((o.domain, o.version) for o in model.opset_import)
-    return {"tensorrt_version": trt["version"], "opset": opsets.get("", opsets.get("ai.onnx")),
-            "max_opset": max_opset(trt["version"]),
-            "ops": sorted(set(n.op_type for n in model.graph.node)), "checked_precision": precision}
+    summary = {"tensorrt_version": trt["version"], "opset": opsets.get("", opsets.get("ai.onnx")),
+               "max_opset": max_opset(trt["version"]),
+               "ops": sorted(set(n.op_type for n in model.graph.node)), "checked_precision": precision}
+    indices = index_inputs(model, trt["version"])
+    if indices:
+        summary["index_inputs"] = indices
+    return summary

@@ -9,7 +9,8 @@ from . import Backend, register_backend
 
 CPU = "CPUExecutionProvider"
 PROVIDER_ALIASES = {"cpu": CPU, "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
-TENSOR_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+TENSOR_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+                "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
 def resolve_providers(requested, available):
@@ -59,11 +60,12 @@ class OnnxRuntimeBackend(Backend):
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise BundleError("onnxruntime %s cannot load %s (%s); re-run `edgegan build`"
                               % (ort.__version__, path, reason))
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
+        specs = [{"name": i.name, "shape": tuple(d if isinstance(d, int) else None for d in i.shape),
+                  "dtype": np.dtype(TENSOR_TYPES.get(i.type, np.float32))} for i in self.session.get_inputs()]
+        self.input_name, self.input_shape, self.input_dtype = specs[0]["name"], specs[0]["shape"], specs[0]["dtype"]
+        self.inputs = specs if len(specs) > 1 else None
+        self._input_names = [s["name"] for s in specs]
         self.output_name = self.session.get_outputs()[0].name
-        self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape)
-        self.input_dtype = np.dtype(TENSOR_TYPES.get(inp.type, np.float32))
         self.layout = layout
         self.threads = threads
         self.providers = self.session.get_providers()
@@ -71,6 +73,9 @@ class OnnxRuntimeBackend(Backend):
 
     def _run(self, x):
         return self.session.run(self._output_names, {self.input_name: x})[0]
+
+    def _run_inputs(self, arrays):
+        return self.session.run(self._output_names, dict(zip(self._input_names, arrays)))[0]
 
     def close(self):
         self.session = None

@@ -60,21 +60,37 @@ def choose_cuda_binding(probe, preferred=None):
                        % (" or ".join(order)))
 
 
-def split_io(entries):
-    """``(input, output)`` from ``[(name, is_input, shape, numpy dtype)]``; one of each, static shapes."""
+def io_specs(entries):
+    """``(inputs, output)`` from ``[(name, is_input, shape, numpy dtype)]``: ``[{"name", "shape", "dtype"}]``
+    of the inputs in engine order (one image; or noise and a class label) and the one output; static shapes.
+
+    A class label is an int64 ONNX input: TensorRT 10 keeps it int64, the 8.x parser imports it as int32
+    (``Backend.check_inputs`` casts the labels to whichever the engine has)."""
     inputs = [e for e in entries if e[1]]
     outputs = [e for e in entries if not e[1]]
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise BundleError("the engine has %d inputs and %d outputs; edgegan engines have one of each"
-                          % (len(inputs), len(outputs)))
+    if not inputs or len(outputs) != 1:
+        raise BundleError("the engine has %d inputs and %d outputs; edgegan engines have one output and one "
+                          "input or more" % (len(inputs), len(outputs)))
     specs = []
-    for name, _, shape, dtype in (inputs[0], outputs[0]):
+    for name, _, shape, dtype in inputs + outputs:
         shape = tuple(int(d) for d in shape)
         if any(d < 0 for d in shape):
             raise BundleError("the engine's tensor %s has a dynamic shape %s; edgegan builds static engines"
                               % (name, list(shape)))
         specs.append({"name": name, "shape": shape, "dtype": np.dtype(dtype)})
-    return specs[0], specs[1]
+    return specs[:-1], specs[-1]
+
+
+def split_io(entries):
+    """``(input, output)`` of a one-input engine from ``[(name, is_input, shape, numpy dtype)]`` (``io_specs``
+    takes several inputs)."""
+    inputs = [e for e in entries if e[1]]
+    outputs = [e for e in entries if not e[1]]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise BundleError("the engine has %d inputs and %d outputs; edgegan engines have one of each"
+                          % (len(inputs), len(outputs)))
+    ins, out = io_specs(entries)
+    return ins[0], out
 
 
 def resolve_engine(manifest, artifact_file, exists):
@@ -342,7 +358,7 @@ _LOGGER = []
 
 @register_backend
 class TensorRTBackend(Backend):
-    """Runs one TensorRT engine (batch 1, one input, one output).
+    """Runs one TensorRT engine (batch 1, one output; one input, or noise and a class label).
 
     ``path``: a variant's ONNX file in a bundle (its engine is looked up in the manifest) or an engine
     file. ``providers``: may name the CUDA binding (``"cuda-python"``, ``"pycuda"``, ``"ctypes"``).
@@ -380,13 +396,16 @@ class TensorRTBackend(Backend):
         self.context = self.engine.create_execution_context()
         self.api = choose_api(dir(self.engine), dir(self.context))
         entries = self._io_entries()
-        inp, out = split_io(entries)
+        ins, out = io_specs(entries)
+        inp = ins[0]
         self.input_name, self.output_name = inp["name"], out["name"]
         self.input_shape, self.input_dtype = inp["shape"], inp["dtype"]
+        self.inputs = ins if len(ins) > 1 else None
+        self._input_names = [i["name"] for i in ins]
         preferred = next((p for p in providers or () if p in CUDA_BINDINGS), None) or cuda
         self.cuda_binding = choose_cuda_binding(probe_cuda_binding, preferred)
         try:
-            self._allocate(inp, out, pinned, device, [e[0] for e in entries])
+            self._allocate(ins + [out], pinned, device, [e[0] for e in entries])
         except BaseException:
             self.close()
             raise
@@ -424,14 +443,14 @@ class TensorRTBackend(Backend):
                                 tuple(engine.get_binding_shape(i)), nptype(trt, engine.get_binding_dtype(i))))
         return entries
 
-    def _allocate(self, inp, out, pinned, device, names):
+    def _allocate(self, specs, pinned, device, names):
         self._memory = open_cuda_binding(self.cuda_binding, device)
         mem = self._memory
         self._stream = mem.stream()
         self._handle = mem.handle(self._stream)
         self._host = {}
         self._dev = {}
-        for spec in (inp, out):
+        for spec in specs:
             host = None
             if pinned:
                 try:
@@ -453,10 +472,15 @@ class TensorRTBackend(Backend):
             self._bindings = [int(self._dev[name]) for name in names]
 
     def _run(self, x):
+        return self._run_inputs([x])
+
+    def _run_inputs(self, arrays):
         mem = self._memory
-        host_in, host_out = self._host[self.input_name], self._host[self.output_name]
-        np.copyto(host_in, x.reshape(host_in.shape))
-        mem.htod(self._dev[self.input_name], host_in, self._stream)
+        for name, x in zip(self._input_names, arrays):
+            host_in = self._host[name]
+            np.copyto(host_in, x.reshape(host_in.shape))
+            mem.htod(self._dev[name], host_in, self._stream)
+        host_out = self._host[self.output_name]
         if self.api == "tensors":
             ok = self.context.execute_async_v3(self._handle)
         else:

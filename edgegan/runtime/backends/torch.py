@@ -125,6 +125,10 @@ class TorchBackend(Backend):
         shape = meta.get("input_shape")
         self.input_shape = tuple(shape) if shape else (None, None, None, None)
         self.input_dtype = np.dtype(np.float32)
+        recorded = meta.get("inputs") or []  # several inputs (noise, label): [{"name", "shape", "dtype"}]
+        if len(recorded) > 1:
+            self.inputs = [{"name": i["name"], "shape": tuple(i["shape"]), "dtype": np.dtype(i["dtype"])}
+                           for i in recorded]
         self.layout = layout
         self.threads = threads
         self.providers = [str(self.device)] + (["fp16"] if self.fp16 else []) + (["cuda-graphs"] if cuda_graphs else [])
@@ -135,41 +139,55 @@ class TorchBackend(Backend):
         if self.cuda_graphs:
             if not shape or any(d is None for d in shape):
                 raise BundleError("%s records no static input shape; CUDA graphs need one (rebuild the bundle)" % path)
-            self._capture(tuple(shape))
+            self._capture(self.input_specs())
 
-    def _capture(self, shape):
+    def _tensor_dtype(self, dtype):
+        """The torch dtype an input of numpy ``dtype`` runs in: floats in the module's, integers (labels) as int64."""
+        return self.torch.int64 if np.dtype(dtype).kind in "iu" else self.dtype
+
+    def _capture(self, specs):
         """Warm up on a side stream, then capture one forward pass into a CUDA graph."""
         torch = self.torch
-        self._static_in = torch.zeros(shape, device=self.device, dtype=self.dtype)
+        self._static_in = [torch.zeros(tuple(s["shape"]), device=self.device, dtype=self._tensor_dtype(s["dtype"]))
+                           for s in specs]
         stream = torch.cuda.Stream(device=self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.inference_mode(), torch.cuda.stream(stream):
             for _ in range(GRAPH_WARMUP):
-                self.module(self._static_in)
+                self.module(*self._static_in)
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.inference_mode(), torch.cuda.graph(graph):
-            self._static_out = self.module(self._static_in)
+            self._static_out = self.module(*self._static_in)
         self._graph = graph
 
-    def run_tensor(self, x):
-        """Run on a torch tensor already on the device (no host copies); returns a device tensor.
+    def run_tensor(self, *xs):
+        """Run on torch tensors already on the device (no host copies), one per input; returns a device tensor.
 
         With CUDA graphs the returned tensor is the graph's static output: copy it before the next run."""
         torch = self.torch
         with torch.inference_mode():
             if self._graph is not None:
-                self._static_in.copy_(x)
+                for static, x in zip(self._static_in, xs):
+                    static.copy_(x)
                 self._graph.replay()
                 return self._static_out
-            return self.module(x.to(self.dtype))
+            return self.module(*[x if x.dtype in (torch.int64, torch.int32) else x.to(self.dtype) for x in xs])
 
     def _run(self, x):
+        return self._run_inputs([x])
+
+    def _run_inputs(self, arrays):
         torch = self.torch
-        t = torch.from_numpy(x)
-        if self.device.type != "cpu":
-            t = t.to(self.device, non_blocking=False)
-        out = self.run_tensor(t)
+        tensors = []
+        for x in arrays:
+            t = torch.from_numpy(x)
+            if t.dtype == torch.int32:
+                t = t.long()
+            if self.device.type != "cpu":
+                t = t.to(self.device, non_blocking=False)
+            tensors.append(t)
+        out = self.run_tensor(*tensors)
         if out.dtype != torch.float32:
             out = out.float()
         return out.cpu().numpy()
