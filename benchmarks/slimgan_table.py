@@ -8,7 +8,8 @@ Two parts, each a set of training runs at one budget (same steps, batch and lear
   mIC across those separately trained models on the same noise;
 * the ablation rows: slimmable G with its own discriminator per width (``--d-share 0``, no
   distillation); + shared D (shared first stage); + shared D + stepwise distillation (SlimGAN);
-  + same D (one discriminator for all widths); naive distillation (from the widest). FD-FMNIST per
+  + same D (one discriminator for all widths); + slimmable D (one discriminator whose width
+  follows the generator's); naive distillation (from the widest). FD-FMNIST per
   width, their mean, and mIC (with and without distillation side by side).
 
 ``paired`` — edges→shoes (fmnist-shoes, the spine's recipe): the slimmable ResNet generator vs the
@@ -46,6 +47,7 @@ ABLATION = [
     ("shared_d", "+ shared D", dict(d_share=1, distill="none")),
     ("slimgan", "+ shared D + stepwise distillation (SlimGAN)", dict(d_share=1, distill="stepwise")),
     ("same_d", "+ same D (one D for all widths)", dict(d_share=1, distill="stepwise", same_d=True)),
+    ("slim_d", "+ slimmable D (one D, width follows G)", dict(distill="stepwise", slimmable_d=True)),
     ("naive", "naive distillation (from the widest)", dict(d_share=1, distill="naive")),
 ]
 

@@ -12,6 +12,9 @@ EPILOG = """examples:
   # the naive switchable cBN ablation (SlimGAN "×"); unconditional SNGAN-style ResNet
   edgegan train slimgan --n-classes 10 --cbn switchable --out runs/naive_cbn.pt
   edgegan train slimgan --model resnet --ngf 64 --out runs/resnet_u.pt
+  # discriminator ablations: one D for all widths / one D slimmed with the generator
+  edgegan train slimgan --n-classes 10 --same-d --out runs/same_d.pt
+  edgegan train slimgan --n-classes 10 --slimmable-d --out runs/slim_d.pt
   # resumable: checkpoint every 500 steps, CSV log; later continue the same run to 10000 steps
   edgegan train slimgan --steps 5000 --save-every 500 --log-csv runs/s.csv --out runs/s.pt
   edgegan train slimgan --steps 10000 --resume runs/s.pt --log-csv runs/s.csv --out runs/s.pt
@@ -29,6 +32,9 @@ def add_arguments(p):
     g.add_argument("--d-share", type=int, default=1, help="discriminator stages shared by all heads (default 1)")
     g.add_argument("--same-d", action="store_true",
                    help="ablation: one discriminator scores every width (default: one head per width)")
+    g.add_argument("--slimmable-d", action="store_true",
+                   help="ablation: one discriminator whose width switches with the generator's (width w runs "
+                        "the first w·C channels of each D layer; --d-share is then unused)")
     g.add_argument("--n-classes", type=int, choices=(0, 10), default=0, help="0: unconditional; 10: class-conditional")
     g.add_argument("--cbn", choices=("sliceable", "switchable"), default="sliceable",
                    help="conditional BatchNorm: sliceable (SlimGAN, default) or switchable (naive ablation)")
@@ -100,7 +106,7 @@ def _run(args):
     except ValueError:
         raise EdgeganError("--widths takes comma-separated multipliers like 0.25,0.5,1.0, got %r" % args.widths)
     config = SlimGANConfig(model=args.model, nz=args.nz, ngf=args.ngf, ndf=args.ndf, d_share=args.d_share,
-                           same_d=args.same_d,
+                           same_d=args.same_d, slimmable_d=args.slimmable_d,
                            n_classes=args.n_classes, cbn=args.cbn, widths=widths, steps=args.steps,
                            batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d,
                            lambda_distill=args.lambda_distill, distill=args.distill,

@@ -3,9 +3,9 @@
 from ..errors import CheckpointError
 from .mobile_resnet import MobileResnetGenerator
 from .dcgan import DCGANGenerator
-from .noise_discriminator import SharedTrunkProjectionD
+from .noise_discriminator import SharedTrunkProjectionD, SlimmableProjectionD
 from .noise_resnet import NoiseResnetGenerator
-from .patchgan import SharedTrunkPatchGAN
+from .patchgan import SharedTrunkPatchGAN, SlimmablePatchGAN
 from .pruned import PrunedGenerator
 from .resnet_generator import DEFAULT_WIDTHS, ResnetGenerator
 
@@ -17,6 +17,8 @@ MODELS = {
     "pruned_generator": PrunedGenerator,
     "shared_trunk_patchgan": SharedTrunkPatchGAN,
     "shared_trunk_projection_d": SharedTrunkProjectionD,
+    "slimmable_patchgan": SlimmablePatchGAN,
+    "slimmable_projection_d": SlimmableProjectionD,
 }
 
 
@@ -31,4 +33,5 @@ def build_model(arch):
 
 
 __all__ = ["DCGANGenerator", "DEFAULT_WIDTHS", "MODELS", "MobileResnetGenerator", "NoiseResnetGenerator",
-           "PrunedGenerator", "ResnetGenerator", "SharedTrunkPatchGAN", "SharedTrunkProjectionD", "build_model"]
+           "PrunedGenerator", "ResnetGenerator", "SharedTrunkPatchGAN", "SharedTrunkProjectionD",
+           "SlimmablePatchGAN", "SlimmableProjectionD", "build_model"]

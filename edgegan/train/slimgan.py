@@ -5,7 +5,9 @@ Each step runs the slimmable generator at every width, widest first, on the same
 * discriminator: ``SharedTrunkProjectionD`` — shared first layers, one head per width (SlimGAN's
   "shared D"), hinge loss per width on its own head; class-conditional via projection (cGAN-pd).
   ``d_share=0`` gives every width its own discriminator; ``same_d`` one discriminator for all
-  widths (the ablation's "same D");
+  widths (the ablation's "same D"); ``slimmable_d`` one ``SlimmableProjectionD`` whose width
+  switches with the generator's (the ablation's "slimmable D": width w is scored by the D's first
+  w·C channels of every layer, spectrally normalised per slice);
 * generator, per width: hinge adversarial loss on its head + ``λ_distill`` · inplace distillation
   (``stepwise``: each width from the next wider one, detached; ``naive``: from the widest).
 
@@ -15,6 +17,7 @@ over widths (``evaluate_gan``). ``train_slimgan`` returns a checkpoint dict
 (``edgegan.checkpoint`` layout).
 """
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 
@@ -23,7 +26,7 @@ import torch
 
 from ..checkpoint import FORMAT
 from ..errors import EdgeganError
-from ..models import DCGANGenerator, NoiseResnetGenerator, SharedTrunkProjectionD
+from ..models import DCGANGenerator, NoiseResnetGenerator, SharedTrunkProjectionD, SlimmableProjectionD
 from ..nn import at_width
 from .losses import DISTILL_MODES, d_hinge_loss, g_hinge_loss, inplace_distillation
 from .checkpointing import cpu_state_dict
@@ -41,6 +44,7 @@ class SlimGANConfig:
     ndf: int = 32
     d_share: int = 1
     same_d: bool = False  # ablation: one discriminator (one head) scores every width
+    slimmable_d: bool = False  # ablation: one discriminator whose width switches with the generator's
     n_classes: int = 0  # 0 or 10
     cbn: str = "sliceable"
     widths: tuple = (0.25, 0.5, 0.75, 1.0)
@@ -61,6 +65,8 @@ class SlimGANConfig:
             raise EdgeganError("--model must be one of %s, got %r" % (", ".join(GENERATORS), self.model))
         if self.distill not in DISTILL_MODES:
             raise EdgeganError("--distill must be one of %s, got %r" % (", ".join(DISTILL_MODES), self.distill))
+        if self.same_d and self.slimmable_d:
+            raise EdgeganError("--same-d and --slimmable-d are different discriminator ablations; pick one")
         if self.n_classes not in (0, 10):
             raise EdgeganError("--n-classes must be 0 (unconditional) or 10 (Fashion-MNIST), got %r" % self.n_classes)
         for name in ("steps", "batch_size", "ngf", "ndf", "nz"):
@@ -72,9 +78,21 @@ def build_gan(config, size=32, out_channels=1):
     widths = sorted(float(w) for w in config.widths)
     g = GENERATORS[config.model](nz=config.nz, out_channels=out_channels, ngf=config.ngf, size=size,
                                  n_classes=config.n_classes, cbn=config.cbn, widths=widths)
-    d = SharedTrunkProjectionD(out_channels, ndf=config.ndf, size=size, n_classes=config.n_classes,
-                               n_share=config.d_share, n_heads=1 if config.same_d else len(widths))
+    if getattr(config, "slimmable_d", False):
+        d = SlimmableProjectionD(out_channels, ndf=config.ndf, size=size, n_classes=config.n_classes, widths=widths)
+    else:
+        d = SharedTrunkProjectionD(out_channels, ndf=config.ndf, size=size, n_classes=config.n_classes,
+                                   n_share=config.d_share, n_heads=1 if config.same_d else len(widths))
     return g, d
+
+
+def d_schedule(d_net, widths):
+    """``[(head, context)]`` per generator width: which discriminator head scores it, and a context manager
+    that sets a slimmable discriminator to that width (a no-op for the shared-trunk one)."""
+    if getattr(d_net, "slimmable", False):
+        return [(0, lambda w=w: at_width(d_net, w)) for w in widths]
+    # head i scores width i (head 0 scores all under "same D")
+    return [(min(i, len(d_net.heads) - 1), contextlib.nullcontext) for i in range(len(widths))]
 
 
 def _gen_args(generator, z, y):
@@ -92,8 +110,8 @@ def train_step(generator, discriminator, opt_g, opt_d, real, labels, config, per
     from .distributed import unwrap
 
     g_net, d_net = unwrap(generator), unwrap(discriminator)
-    widths = g_net.widths  # ascending; head i scores width i (head 0 scores all under "same D")
-    heads = [min(i, len(d_net.heads) - 1) for i in range(len(widths))]
+    widths = g_net.widths  # ascending
+    schedule = d_schedule(d_net, widths)
     n = real.shape[0]
     z = torch.randn(n, g_net.nz, device=real.device)
     y = labels if g_net.n_classes else None
@@ -104,15 +122,20 @@ def train_step(generator, discriminator, opt_g, opt_d, real, labels, config, per
 
     d_net.requires_grad_(True)
     opt_d.zero_grad(set_to_none=True)
-    d_terms = [d_hinge_loss(discriminator(real, y, head), discriminator(fakes[w].detach(), y, head))
-               for head, w in zip(heads, widths)]
+    d_terms = []
+    for (head, d_width), w in zip(schedule, widths):
+        with d_width():
+            d_terms.append(d_hinge_loss(discriminator(real, y, head), discriminator(fakes[w].detach(), y, head)))
     loss_d = sum(d_terms)
     loss_d.backward()
     opt_d.step()
 
     d_net.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
-    g_terms = [g_hinge_loss(d_net(fakes[w], y, head)) for head, w in zip(heads, widths)]
+    g_terms = []
+    for (head, d_width), w in zip(schedule, widths):
+        with d_width():
+            g_terms.append(g_hinge_loss(d_net(fakes[w], y, head)))
     adversarial = sum(g_terms)
     distillation = inplace_distillation([fakes[w] for w in widths], config.distill)
     loss_g = adversarial + config.lambda_distill * distillation

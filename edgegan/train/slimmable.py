@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..checkpoint import FORMAT
 from ..errors import EdgeganError
-from ..models import DEFAULT_WIDTHS, ResnetGenerator, SharedTrunkPatchGAN
+from ..models import DEFAULT_WIDTHS, ResnetGenerator, SharedTrunkPatchGAN, SlimmablePatchGAN
 from ..nn import at_width
 from .losses import DISTILL_MODES, d_hinge_loss, g_hinge_loss, inplace_distillation
 from .metrics import evaluate_widths, width_key
@@ -42,7 +42,8 @@ class SlimmableConfig:
     ``d_layers`` is the number of stride-2 convs of the PatchGAN; ``None`` picks 2 below 128²
     (its receptive field, 34², then covers a 32² image) and 3 from 128² (pix2pix's 70² patches).
     ``d_share`` layers of it are shared by the per-width heads (0: a discriminator per width);
-    ``same_d`` (ablation) scores every width with one discriminator.
+    ``same_d`` (ablation) scores every width with one discriminator; ``slimmable_d`` (ablation) with one
+    ``SlimmablePatchGAN`` whose width switches with the generator's (``d_share`` is then unused).
     ``recalibrate_bn`` re-estimates the BatchNorm statistics of every width on that many
     training batches with the final weights, before the final evaluation.
     """
@@ -57,6 +58,7 @@ class SlimmableConfig:
     d_layers: Optional[int] = None
     d_share: int = 2
     same_d: bool = False
+    slimmable_d: bool = False
     steps: int = 2000
     batch_size: int = 32
     lr: float = 2e-4
@@ -77,6 +79,8 @@ class SlimmableConfig:
         for name in ("steps", "batch_size", "ngf", "ndf"):
             if getattr(self, name) < 1:
                 raise EdgeganError("--%s must be at least 1, got %r" % (name.replace("_", "-"), getattr(self, name)))
+        if self.same_d and self.slimmable_d:
+            raise EdgeganError("--same-d and --slimmable-d are different discriminator ablations; pick one")
         if self.d_share < 0:
             raise EdgeganError("--d-share must be 0 or more, got %r" % self.d_share)
 
@@ -150,6 +154,10 @@ def build_models(config, meta, device):
     generator = ResnetGenerator(meta["in_channels"], meta["out_channels"], ngf=config.ngf, n_blocks=config.n_blocks,
                                 norm=config.norm, padding=config.padding, upsample=config.upsample, widths=widths)
     d_layers = config.d_layers or (2 if meta["size"] < 128 else 3)
+    if getattr(config, "slimmable_d", False):
+        discriminator = SlimmablePatchGAN(meta["in_channels"] + meta["out_channels"], ndf=config.ndf,
+                                          n_layers=d_layers, widths=widths)
+        return generator.to(device), discriminator.to(device)
     if config.d_share > d_layers + 1:
         raise EdgeganError("--d-share %d: the discriminator has %d layers before its output conv; share at most %d"
                            % (config.d_share, d_layers + 1, d_layers + 1))
@@ -168,9 +176,11 @@ def train_step(generator, discriminator, opt_g, opt_d, inputs, targets, config, 
     """
     from .distributed import unwrap
 
+    from .slimgan import d_schedule
+
     g_net, d_net = unwrap(generator), unwrap(discriminator)
-    widths = g_net.widths  # ascending; head i scores width i (head 0 scores all under "same D")
-    heads = [min(i, len(d_net.heads) - 1) for i in range(len(widths))]
+    widths = g_net.widths  # ascending
+    schedule = d_schedule(d_net, widths)  # per width: its head, and the D's width (slimmable D)
     fakes = {}
     for w in reversed(widths):  # widest first
         with at_width(g_net, w):
@@ -179,16 +189,21 @@ def train_step(generator, discriminator, opt_g, opt_d, inputs, targets, config, 
 
     d_net.requires_grad_(True)
     opt_d.zero_grad(set_to_none=True)
-    d_terms = [d_hinge_loss(discriminator(real_pair, head),
-                            discriminator(torch.cat([inputs, fakes[w].detach()], 1), head))
-               for head, w in zip(heads, widths)]
+    d_terms = []
+    for (head, d_width), w in zip(schedule, widths):
+        with d_width():
+            d_terms.append(d_hinge_loss(discriminator(real_pair, head),
+                                        discriminator(torch.cat([inputs, fakes[w].detach()], 1), head)))
     loss_d = sum(d_terms)
     loss_d.backward()
     opt_d.step()
 
     d_net.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
-    g_terms = [g_hinge_loss(d_net(torch.cat([inputs, fakes[w]], 1), head)) for head, w in zip(heads, widths)]
+    g_terms = []
+    for (head, d_width), w in zip(schedule, widths):
+        with d_width():
+            g_terms.append(g_hinge_loss(d_net(torch.cat([inputs, fakes[w]], 1), head)))
     l1_terms = [F.l1_loss(fakes[w], targets) for w in widths]
     adversarial = sum(g_terms)
     reconstruction = sum(l1_terms)
