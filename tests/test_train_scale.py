@@ -237,3 +237,22 @@ def test_paired_cli_resume_in_place_and_csv(tmp_path, capsys):
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3]
     assert main(common[:-1] + ["--steps", "1", "--d-share", "9", "--force"]) == 2  # a clear error, no traceback
     assert "--d-share 9" in capsys.readouterr().err
+
+
+def test_torchrun_two_processes_paired_recipe(tmp_path):
+    """``torchrun -m edgegan train slimmable``: each rank reads its DistributedSampler shard, rank 0 writes."""
+    _fmnist_or_skip()
+    out, log = str(tmp_path / "p.pt"), str(tmp_path / "p.csv")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("WORLD_SIZE", None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "edgegan", "train", "slimmable", "--data", "fmnist-shoes",
+           "--ngf", "4", "--n-blocks", "1", "--ndf", "4", "--batch-size", "4", "--steps", "2", "--eval-every", "0",
+           "--log-every", "1", "--log-csv", log, "--out", out, "--json"]
+    proc = subprocess.run(cmd, env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.stdout.count('"out"') == 1  # only rank 0 reports
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["resume"]["step"] == 2 and ckpt["train"]["recipe"] == "slimmable"
+    with open(log) as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2]
