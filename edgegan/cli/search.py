@@ -8,6 +8,7 @@ with per-slot ``channels`` configs (the form manifest variants carry).
 """
 
 import argparse
+import itertools
 import json
 
 from ._common import check_output_path, emit_json, format_table
@@ -16,6 +17,11 @@ EPILOG = """examples:
   edgegan search --budget-macs 4.9e9 --checkpoint runs/supernet.pt --out front.json
   edgegan search --budget-ms 30 --latency-table nano-latency.json --checkpoint runs/supernet.pt
   edgegan search --budget-macs 2e7 --choices 0.25,0.5,0.75,1.0 --mode exhaustive --eval-images 50
+
+  # fine-tune the best config under budget (L1 to the target + distillation from the teacher), then build it
+  edgegan search --checkpoint runs/supernet.pt --budget-macs 5e6 --finetune-steps 500 \
+      --teacher runs/fmnist_shoes_32.pt --finetune-out runs/winner.pt
+  edgegan build --target cpu --checkpoint runs/winner.pt
 """
 
 
@@ -55,6 +61,20 @@ def register(sub):
                    help="re-estimate each candidate's BatchNorm statistics on N training batches of 16 before "
                         "scoring it (once-for-all supernets with BatchNorm; default 0: as stored)")
     e.add_argument("--threads", type=int, help="torch CPU threads")
+    f = p.add_argument_group("fine-tuning the best config under budget")
+    f.add_argument("--finetune-steps", type=int, default=0, metavar="N",
+                   help="fine-tune the winner as a fixed sub-network for N steps (needs --finetune-out)")
+    f.add_argument("--finetune-out", metavar="CKPT.pt",
+                   help="write the fine-tuned checkpoint: the supernet's weights with the winner's slices "
+                        "updated and \"configs\": [winner], which `edgegan build --checkpoint` compiles")
+    f.add_argument("--teacher", metavar="CKPT.pt",
+                   help="also distil from this teacher (L1 to its output + its features through the "
+                        "supernet's stored adapters); default: L1 to the target only")
+    f.add_argument("--finetune-lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
+    f.add_argument("--finetune-batch-size", type=int, default=16, help="default 16")
+    f.add_argument("--finetune-images", type=int, default=1000,
+                   help="held-out pairs (after the --eval-images ones the search scored) on which PSNR "
+                        "before and after fine-tuning is reported (default 1000)")
     o = p.add_argument_group("output")
     o.add_argument("--out", metavar="FRONT.json", help="write the Pareto front as JSON")
     o.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -71,6 +91,10 @@ def run(args):
         raise EdgeganError("--budget-ms needs --latency-table (latency measured on the target)")
     if args.out:
         check_output_path(args.out, args.force)
+    if bool(args.finetune_steps) != bool(args.finetune_out):
+        raise EdgeganError("--finetune-steps N and --finetune-out CKPT go together")
+    if args.finetune_out:
+        check_output_path(args.finetune_out, args.force)
 
     import torch
     from torch.utils.data import DataLoader
@@ -85,10 +109,19 @@ def run(args):
     data = ckpt["data"]
     size = int(data["size"])
     train, test = load_pair(args.data or data["name"], size=size, root=args.data_root,
-                            direction=data.get("direction") or "AtoB", train_limit=max(1, 16 * args.recalibrate),
-                            test_limit=args.eval_images)
+                            direction=data.get("direction") or "AtoB",
+                            train_limit=None if args.finetune_steps else max(1, 16 * args.recalibrate),
+                            test_limit=args.eval_images + (args.finetune_images if args.finetune_steps else 0))
+    held_out = None
+    if args.finetune_steps:
+        from torch.utils.data import Subset
+
+        n = min(args.eval_images, len(test))
+        held_out = Subset(test, range(n, len(test))) if len(test) > n else test
+        test = Subset(test, range(n))
     inputs, targets = next(iter(DataLoader(test, batch_size=len(test))))
-    calib = [x for x, _ in DataLoader(train, batch_size=16)] if args.recalibrate else None
+    calib = [x for x, _ in itertools.islice(DataLoader(train, batch_size=16), args.recalibrate)] \
+        if args.recalibrate else None
     space = SearchSpace.from_model(gen, step=args.step, choices=args.choices)
     try:
         result = search(gen, psnr_evaluator(gen, inputs, targets, recalibrate=calib), (1, data["in_channels"], size, size),
@@ -99,6 +132,8 @@ def run(args):
         raise EdgeganError(str(e))
     out = dict(result.to_dict(), space_size=space.size, budget_macs=args.budget_macs, budget_ms=args.budget_ms,
                checkpoint=args.checkpoint, quality="psnr_db")
+    if args.finetune_steps and result.best is not None:
+        out["finetune"] = _finetune(gen, ckpt, result, train, held_out, calib, args)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(out, f, indent=2)
@@ -114,4 +149,53 @@ def run(args):
                               ("ms", "ms", "{:.2f}"), ("psnr", "PSNR dB", "{:.2f}"), ("channels", "channels", None)]))
     print("%s search: %d configs evaluated of %d; best under budget: %s"
           % (result.mode, len(result.evaluated), space.size, result.best.config.name))
+    ft = out.get("finetune")
+    if ft:
+        print("fine-tuned %s for %d steps (%s): held-out PSNR %.2f → %.2f dB, SSIM %.4f → %.4f on %d pairs; wrote %s"
+              % (ft["config"]["name"], ft["steps"], ft["losses"], ft["before"]["psnr"], ft["after"]["psnr"],
+                 ft["before"]["ssim"], ft["after"]["ssim"], ft["images"], ft["out"]))
     return 0
+
+
+def _finetune(gen, ckpt, result, train, held_out, calib, args):
+    """Fine-tune the best config under budget and write a checkpoint that builds it (``"configs": [winner]``)."""
+    import copy
+
+    from ..checkpoint import load_generator, save_checkpoint
+    from ..errors import EdgeganError
+    from ..train.distill import evaluate_config, finetune_subnet
+    from ..train.search import config_entries, recalibrated_subnet
+
+    best = result.best
+    model = copy.deepcopy(gen)
+    if calib:  # score "before" as the search did: with BatchNorm statistics re-estimated for the winner
+        before = evaluate_config(recalibrated_subnet(model, best.config, calib), held_out, 1.0)
+    else:
+        before = evaluate_config(model, held_out, best.config)
+    teacher = None
+    if args.teacher:
+        teacher, tckpt = load_generator(args.teacher)
+        if not hasattr(teacher, "blocks"):
+            raise EdgeganError("--teacher must be a ResNet-style generator")
+    adapters = ckpt.get("distill") if teacher is not None else None
+    history = finetune_subnet(model, best.config, train, args.finetune_steps, teacher=teacher, adapters_state=adapters,
+                              batch_size=args.finetune_batch_size, lr=args.finetune_lr, seed=args.seed)
+    after = evaluate_config(model, held_out, best.config)
+    entry = config_entries([best])[0]
+    entry["quality"] = after["psnr"]
+    new = dict(ckpt)
+    new["generator"] = {"arch": model.arch(), "state_dict": {k: v.detach().cpu().clone()
+                                                             for k, v in model.state_dict().items()}}
+    new["configs"] = [entry]
+    new["metrics"] = {best.config.name: dict(after, images=len(held_out))}
+    losses = "L1 to the target" + (" + distillation from %s" % args.teacher if teacher is not None else "")
+    info = {"config": best.config.to_dict(), "macs": best.macs, "params": best.params, "steps": args.finetune_steps,
+            "lr": args.finetune_lr, "batch_size": args.finetune_batch_size, "teacher": args.teacher,
+            "losses": losses, "images": len(held_out), "before": before, "after": after, "search_quality": best.quality,
+            "history": history, "out": args.finetune_out}
+    new["train"] = dict(ckpt.get("train", {}), finetune=info)
+    new["search"] = dict(ckpt.get("search", {}), result=dict(result.to_dict(), budget_macs=args.budget_macs,
+                                                             budget_ms=args.budget_ms))
+    new.pop("discriminator", None)
+    save_checkpoint(args.finetune_out, new)
+    return info

@@ -6,6 +6,7 @@ Torch and the training code are imported inside the handlers.
 """
 
 import argparse
+import os
 
 from ._common import check_output_path, emit_json, format_table
 
@@ -21,8 +22,17 @@ SLIMMABLE_EPILOG = """examples:
   edgegan train slimmable --data datasets/edges2shoes --direction BtoA --size 64 --ngf 32 \\
       --steps 20000 --batch-size 16 --device cuda --out runs/e2s64.pt
 
-  # ablations: distil every width from the widest, or not at all
+  # ablations: distil every width from the widest, or not at all; one D for all widths
   edgegan train slimmable --data fmnist-shoes --distill naive --out runs/naive.pt
+  edgegan train slimmable --data fmnist-shoes --same-d --out runs/same_d.pt
+
+  # long runs: a resumable checkpoint every 500 steps and a CSV of losses; continue after a stop
+  edgegan train slimmable --data fmnist-shoes --steps 20000 --save-every 500 --log-csv runs/e2s.csv \
+      --out runs/e2s.pt
+  edgegan train slimmable --data fmnist-shoes --steps 20000 --save-every 500 --resume runs/e2s.pt --out runs/e2s.pt
+
+  # the same command on N GPUs (or N CPU processes: gloo): DistributedDataParallel, one shard per rank
+  torchrun --nproc-per-node 4 -m edgegan train slimmable --data fmnist-shoes --device cuda --out runs/e2s.pt
 """
 
 
@@ -85,13 +95,14 @@ def add_output_arguments(parser):
 
 def register(subparsers):
     train = subparsers.add_parser(
-        "train", help="train a generator (recipes: slimmable, supernet, ppcd, slimgan)",
+        "train", help="train a generator (recipes: slimmable, supernet, ppcd, anycost, slimgan)",
         description="Train a generator with one of the recipes and write a checkpoint for `edgegan build`.")
     recipes = train.add_subparsers(dest="recipe", metavar="RECIPE")
     train.set_defaults(func=lambda args: train.print_help() or 2)
     _register_slimmable(recipes)
     _register_supernet(recipes)
     _register_ppcd(recipes)
+    _register_anycost(recipes)
     from .train_slimgan import register_recipe as register_slimgan
 
     register_slimgan(recipes)
@@ -111,6 +122,12 @@ def _register_slimmable(recipes):
     g.add_argument("--ndf", type=int, default=16, help="discriminator channels of its first layer (default 16)")
     g.add_argument("--d-layers", type=int,
                    help="PatchGAN stride-2 layers (default: 2 below 128², 3 from 128²)")
+    g.add_argument("--d-share", type=int, default=2,
+                   help="discriminator layers shared by the per-width heads (default 2; 0: one D per width)")
+    g.add_argument("--same-d", action="store_true",
+                   help="ablation: one discriminator scores every width (default: one head per width)")
+    g.add_argument("--slimmable-d", action="store_true",
+                   help="ablation: one discriminator whose width switches with the generator's (--d-share unused)")
     g.add_argument("--lambda-l1", type=float, default=100.0, help="weight of L1 to the target (default 100)")
     g.add_argument("--lambda-distill", type=float, default=100.0, help="weight of inplace distillation (default 100)")
     g.add_argument("--distill", choices=("stepwise", "naive", "none"), default="stepwise",
@@ -118,6 +135,14 @@ def _register_slimmable(recipes):
     g.add_argument("--recalibrate-bn", type=int, default=0, metavar="N",
                    help="re-estimate every width's BatchNorm statistics on N batches after training")
     add_optimisation_arguments(p)
+    g = p.add_argument_group("resuming and logging")
+    g.add_argument("--resume", metavar="CKPT",
+                   help="continue a run from a checkpoint written with --save-every (or a finished one) up to --steps; "
+                        "--out may be the same file")
+    g.add_argument("--save-every", type=int, default=0, metavar="N",
+                   help="write a resumable checkpoint to --out every N steps (default 0: only at the end)")
+    g.add_argument("--log-csv", metavar="PATH", help="write one CSV row (losses per width, seconds) per logged step")
+    g.add_argument("--log-every", type=int, default=100, metavar="N", help="CSV row every N steps (default 100)")
     add_output_arguments(p)
     p.set_defaults(func=run_slimmable)
 
@@ -130,25 +155,50 @@ def _configure_threads(args):
 
 
 def run_slimmable(args):
-    check_output_path(args.out, args.force)
+    import os
+
+    from ..train import distributed
+
+    resuming_in_place = args.resume and os.path.abspath(args.resume) == os.path.abspath(args.out)
+    if not resuming_in_place:
+        check_output_path(args.out, args.force)
+    try:
+        return _run_slimmable(args)
+    finally:
+        distributed.cleanup()
+
+
+def _run_slimmable(args):
     from ..checkpoint import save_checkpoint
+    from ..errors import EdgeganError
     from ..train.data import load_pair
     from ..train.slimmable import SlimmableConfig, resolve_device, train_slimmable
 
     _configure_threads(args)
     config = SlimmableConfig(
         ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm, padding=args.padding, upsample=args.upsample,
-        widths=args.widths, ndf=args.ndf, d_layers=args.d_layers, steps=args.steps, batch_size=args.batch_size,
+        widths=args.widths, ndf=args.ndf, d_layers=args.d_layers, d_share=args.d_share, same_d=args.same_d,
+        slimmable_d=args.slimmable_d,
+        steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, lambda_l1=args.lambda_l1, lambda_distill=args.lambda_distill, distill=args.distill,
         eval_every=args.eval_every, eval_images=args.eval_images, recalibrate_bn=args.recalibrate_bn,
         seed=args.seed, device=args.device)
     config.validate()
+    if args.save_every < 0:
+        raise EdgeganError("--save-every must be 0 (off) or a number of steps, got %r" % args.save_every)
     resolve_device(args.device)
     train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction)
-    ckpt = train_slimmable(config, train_set, test_set)
+    ckpt = train_slimmable(config, train_set, test_set, progress=not args.json, resume=args.resume,
+                           save_path=args.out, save_every=args.save_every, log_csv=args.log_csv,
+                           log_every=args.log_every)
+    from ..train.distributed import launched
+
+    if launched() and int(os.environ.get("RANK", "0")) != 0:
+        return 0  # rank 0 writes and reports
     ckpt["train"]["data"] = args.data
     if args.generator_only:
         del ckpt["discriminator"]
+        ckpt.pop("resume", None)  # optimizer state without its discriminator cannot resume
     save_checkpoint(args.out, ckpt)
     report_metrics(args, ckpt)
 
@@ -173,6 +223,11 @@ SUPERNET_EPILOG = """examples:
   edgegan train supernet --teacher runs/fmnist_shoes_32.pt --data fmnist-shoes --steps 2000 --out runs/supernet.pt
   edgegan search --checkpoint runs/supernet.pt --budget-macs 2e7 --out front.json
   edgegan build --target cpu --checkpoint runs/supernet.pt --configs front.json
+
+  # search right after training and store 3 configs of the front in the checkpoint; build builds them
+  edgegan train supernet --teacher runs/fmnist_shoes_32.pt --data fmnist-shoes --steps 2000 \
+      --budget-macs 9e6 --search-configs 3 --eval-every 500 --out runs/supernet.pt
+  edgegan build --target cpu --checkpoint runs/supernet.pt
 """
 
 PPCD_EPILOG = """examples:
@@ -235,6 +290,18 @@ def _register_supernet(recipes):
     g.add_argument("--step", type=int, default=8, help="channel counts are multiples of STEP (default 8)")
     g.add_argument("--lambda-recon", type=float, default=10.0, help="weight of L1 to the teacher's output (default 10)")
     g.add_argument("--lambda-distill", type=float, default=1.0, help="weight of feature distillation (default 1)")
+    g = p.add_argument_group("search after training (stores \"configs\" in the checkpoint for `edgegan build`)")
+    g.add_argument("--budget-macs", type=float,
+                   help="search the trained supernet under this MACs budget and store the chosen configs")
+    g.add_argument("--search-configs", type=int, metavar="N",
+                   help="store N configs of the Pareto front, spread by cost, the best included (default 1 with "
+                        "--budget-macs; alone: search without a budget)")
+    g.add_argument("--search-mode", choices=("auto", "exhaustive", "evolution"), default="auto",
+                   help="as `edgegan search --mode` (default auto)")
+    g.add_argument("--search-images", type=int, default=100,
+                   help="held-out pairs each candidate is scored on (default 100)")
+    g.add_argument("--population", type=int, default=16, help="evolutionary search population (default 16)")
+    g.add_argument("--generations", type=int, default=8, help="evolutionary search generations (default 8)")
     add_optimisation_arguments(p)
     p.set_defaults(batch_size=16)
     add_output_arguments(p)
@@ -308,8 +375,50 @@ def run_supernet(args):
     _check_data(tckpt, train_set, args)
     ckpt = train_supernet(teacher, train_set, args.steps, ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm,
                           step=args.step, batch_size=args.batch_size, lr=args.lr, lambda_recon=args.lambda_recon,
-                          lambda_distill=args.lambda_distill, seed=args.seed, device=args.device, teacher_d=teacher_d)
+                          lambda_distill=args.lambda_distill, seed=args.seed, device=args.device, teacher_d=teacher_d,
+                          eval_set=test_set, eval_every=args.eval_every, eval_images=args.eval_images)
+    if args.budget_macs is not None or args.search_configs:
+        _search_into(ckpt, test_set, args)
     _finish(args, ckpt, test_set)
+    if ckpt.get("configs") and not args.json:
+        print(format_table([{"name": e["config"]["name"], "macs": e["macs"], "params": e["params"],
+                             "psnr": e["quality"]} for e in ckpt["configs"]],
+                           [("name", "stored config", None), ("macs", "MACs", "{:,}"), ("params", "params", "{:,}"),
+                            ("psnr", "PSNR dB (search)", "{:.2f}")]))
+        print("`edgegan build --checkpoint %s` builds these configs" % args.out)
+
+
+def _search_into(ckpt, test_set, args):
+    """Search the trained supernet and store the chosen front configs in ``ckpt["configs"]``."""
+    import torch
+    from torch.utils.data import DataLoader, Subset
+
+    from ..errors import EdgeganError
+    from ..models import build_model
+    from ..train.search import search_checkpoint_configs
+
+    gen = build_model(ckpt["generator"]["arch"])
+    gen.load_state_dict(ckpt["generator"]["state_dict"])
+    gen = gen.to(args.device).eval()
+    n = min(len(test_set), max(1, args.search_images))
+    inputs, targets = next(iter(DataLoader(Subset(test_set, range(n)), batch_size=n)))
+    meta = ckpt["data"]
+    shape = (1, int(meta["in_channels"]), int(meta["size"]), int(meta["size"]))
+    with torch.no_grad():
+        try:
+            result, entries = search_checkpoint_configs(
+                gen, inputs.to(args.device), targets.to(args.device), shape, budget_macs=args.budget_macs,
+                n_configs=args.search_configs or 1, step=args.step, mode=args.search_mode,
+                population=args.population, generations=args.generations, seed=args.seed)
+        except ValueError as e:
+            raise EdgeganError(str(e))
+    if not entries:
+        raise EdgeganError("no sub-network of the supernet fits --budget-macs %g (%d evaluated)"
+                           % (args.budget_macs, len(result.evaluated)))
+    # BatchNorm supernets are scored with their stored statistics: the ones `edgegan build` compiles
+    ckpt["configs"] = entries
+    ckpt["search"] = dict(ckpt.get("search", {}), result=dict(result.to_dict(), budget_macs=args.budget_macs,
+                                                              images=n, quality="psnr_db"))
 
 
 def run_ppcd(args):
@@ -328,10 +437,114 @@ def run_ppcd(args):
     ckpt, report = train_ppcd(teacher, train_set, args.steps, init=init, config=args.init_width, alpha=args.alpha,
                               batch_size=args.batch_size, lr=args.lr, mask_lr=args.mask_lr,
                               lambda_pp=args.lambda_pp, lambda_cd=args.lambda_cd, lambda_recon=args.lambda_recon,
-                              mask_init=args.mask_init, seed=args.seed, device=args.device, teacher_d=teacher_d)
+                              mask_init=args.mask_init, seed=args.seed, device=args.device, teacher_d=teacher_d,
+                              eval_set=test_set, eval_every=args.eval_every, eval_images=args.eval_images)
     _finish(args, ckpt, test_set)
     if not args.json:
         print("pruned: %d → %d params (%.2f×), %d → %d MACs (%.2f×); %d of %d masked channels kept"
               % (report["masked"]["params"], report["pruned"]["params"], report["params_ratio"],
                  report["masked"]["macs"], report["pruned"]["macs"], report["macs_ratio"],
                  report["masks"]["kept"], report["masks"]["total"]))
+
+
+ANYCOST_EPILOG = """examples:
+  # sort the packaged model's channels by importance and make its widths consistent with w1.0
+  edgegan train anycost --steps 500 --out runs/anycost.pt
+  edgegan build --target cpu --checkpoint runs/anycost.pt
+
+  # your own slimmable checkpoint, a perceptual term, all sub-widths every step, GAN loss on w1.0
+  edgegan train anycost --init runs/fmnist_shoes_32.pt --lambda-perceptual 0.1 --sample all \\
+      --lambda-gan 1 --eval-every 100 --out runs/anycost.pt
+
+  # an InstanceNorm generator can be made consistent at widths it was not trained at
+  edgegan train anycost --init runs/shoes_in.pt --widths 0.3,0.6,1.0 --out runs/anycost.pt
+
+  # a quick smoke run
+  edgegan train anycost --steps 20 --eval-images 100 --out /tmp/anycost.pt
+"""
+
+
+def _register_anycost(recipes):
+    p = recipes.add_parser(
+        "anycost", help="Anycost: sort channels by importance, then train sub-widths to match the full width",
+        description="Load a trained slimmable generator, sort its channels by importance (L1 norm of the "
+                    "kernels; the full-width function is checked to be unchanged), then fine-tune: each step "
+                    "samples a sub-width w and adds λ_c·[MSE(G_w(x), sg(G_1(x))) + λ_p·‖φ(G_w(x)) − "
+                    "φ(G_1(x))‖²] (φ: the Fashion-MNIST classifier's features) to the full width's task loss "
+                    "λ_L1·L1(G_1(x), y) (+ λ_GAN·hinge). BatchNorm statistics are recalibrated per width at "
+                    "the end. Writes a slimmable checkpoint `edgegan build` compiles; prints held-out "
+                    "PSNR / SSIM / L1 per width.",
+        epilog=ANYCOST_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("init and data")
+    g.add_argument("--init", metavar="CKPT.pt",
+                   help="the trained generator (a slimmable ResNet checkpoint; default: the packaged model)")
+    g.add_argument("--data", metavar="fmnist-shoes|DIR", help="training data (default: the --init checkpoint's)")
+    g.add_argument("--data-root", metavar="DIR", help="Fashion-MNIST idx folder (as the slimmable recipe)")
+    g.add_argument("--direction", choices=("AtoB", "BtoA"),
+                   help="aligned folders: which half is the input (default: the checkpoint's, else AtoB)")
+    g = p.add_argument_group("widths and losses")
+    g.add_argument("--widths", type=_widths, metavar="W,W,...",
+                   help="sub-widths to make consistent (default: the checkpoint's widths; 1.0 is the reference)")
+    g.add_argument("--sample", choices=("one", "all"), default="one",
+                   help="one sub-width per step, drawn uniformly (Anycost, default), or all of them")
+    g.add_argument("--lambda-consistency", type=float, default=100.0,
+                   help="weight of the consistency loss of the sub-widths (default 100)")
+    g.add_argument("--lambda-perceptual", type=float, default=0.0,
+                   help="weight λ_p of the classifier-feature term inside the consistency loss (default 0)")
+    g.add_argument("--lambda-l1", type=float, default=100.0, help="weight of the full width's L1 to the target (default 100)")
+    g.add_argument("--lambda-gan", type=float, default=0.0,
+                   help="weight of the full width's hinge GAN loss, against the checkpoint's discriminator "
+                        "(trunk + widest head) if it has one, else a new one (default 0: off)")
+    g.add_argument("--recalibrate-bn", type=int, default=20, metavar="N",
+                   help="re-estimate every width's BatchNorm statistics on N training batches at the end (default 20)")
+    g.add_argument("--no-sort", action="store_true",
+                   help="keep the channel order (a checkpoint trained slimmable already has its sub-networks "
+                        "in its first channels; sorting replaces them by the most important channels)")
+    add_optimisation_arguments(p)
+    p.set_defaults(steps=500, batch_size=16, eval_every=0)
+    add_output_arguments(p)
+    p.set_defaults(func=run_anycost)
+
+
+def run_anycost(args):
+    check_output_path(args.out, args.force)
+    from ..checkpoint import load_generator, save_checkpoint
+    from ..errors import EdgeganError
+    from ..models import ResnetGenerator
+    from ..train.anycost import train_anycost
+    from ..train.data import load_pair
+    from ..train.slimmable import resolve_device
+
+    _configure_threads(args)
+    resolve_device(args.device)
+    gen, ickpt = load_generator(args.init)
+    if not isinstance(gen, ResnetGenerator):
+        raise EdgeganError("%s: anycost needs an elastic ResNet generator (resnet_generator, "
+                           "mobile_resnet_generator), not %s" % (args.init or "the packaged model",
+                                                                 ickpt["generator"]["arch"]["name"]))
+    data = ickpt["data"]
+    name = args.data or data["name"]
+    if name.startswith("aligned:") and not args.data:
+        raise EdgeganError("the checkpoint was trained on an aligned folder (%s); pass it with --data DIR" % name)
+    train_set, test_set = load_pair(name, size=int(data["size"]), root=args.data_root,
+                                    direction=args.direction or data.get("direction") or "AtoB")
+    meta = train_set.describe()
+    for key in ("in_channels", "out_channels", "size"):
+        if int(meta[key]) != int(data[key]):
+            raise EdgeganError("--data has %s=%s but the checkpoint was trained with %s" % (key, meta[key], data[key]))
+    ckpt = train_anycost(gen, train_set, args.steps, test_set=test_set, widths=args.widths, sample=args.sample,
+                         lambda_l1=args.lambda_l1, lambda_consistency=args.lambda_consistency,
+                         lambda_perceptual=args.lambda_perceptual, lambda_gan=args.lambda_gan,
+                         discriminator=ickpt.get("discriminator"), batch_size=args.batch_size, lr=args.lr,
+                         recalibrate_batches=args.recalibrate_bn, eval_every=args.eval_every,
+                         eval_images=args.eval_images, seed=args.seed, device=args.device, sort=not args.no_sort,
+                         init={"checkpoint": args.init or "packaged", "metrics": ickpt.get("metrics", {})})
+    ckpt["train"]["data"] = name
+    if args.generator_only:
+        ckpt.pop("discriminator", None)
+    save_checkpoint(args.out, ckpt)
+    report_metrics(args, ckpt)
+    before = ickpt.get("metrics") or {}
+    if not args.json and before:
+        print("before (init checkpoint): %s" % "  ".join(
+            "%s %.2f dB" % (k, v["psnr"]) for k, v in before.items() if k in ckpt["metrics"] and "psnr" in v))

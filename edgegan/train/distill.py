@@ -150,8 +150,43 @@ def inherit_discriminator(teacher_d, head=-1):
     return student_d
 
 
+def periodic_eval(model, eval_set, widths, step, start, device="cpu", say=None, extra=""):
+    """Held-out PSNR / SSIM of ``model`` at ``widths`` (``None``: as it is) on ``eval_set``; printed (``say``) and
+    returned as a history entry."""
+    import time
+
+    from .metrics import evaluate_widths
+
+    if widths is None:  # a plain (non-elastic) model, e.g. PPCD's masked generator: run it as it is
+        scores = {"w1": evaluate_config(model, eval_set, None, device)}
+    else:
+        scores = evaluate_widths(model, eval_set, widths, device)
+    entry = {"step": step, "seconds": round(time.perf_counter() - start, 1), "metrics": scores}
+    if say is not None:
+        say("step %d (%d held-out): %s%s" % (step, len(eval_set), "  ".join(
+            "%s %.2f dB / %.3f" % (k, v["psnr"], v["ssim"]) for k, v in scores.items()), extra))
+    return entry
+
+
+def _eval_subset(eval_set, eval_images):
+    from torch.utils.data import Subset
+
+    if eval_set is None:
+        return None
+    if eval_images and eval_images < len(eval_set):
+        return Subset(eval_set, range(int(eval_images)))
+    return eval_set
+
+
+def _stderr(line):
+    import sys
+
+    print(line, file=sys.stderr)
+
+
 def train_supernet(teacher, train_set, steps, ngf=None, n_blocks=None, norm="in", step=8, batch_size=16,
-                   lr=2e-4, lambda_recon=10.0, lambda_distill=1.0, seed=0, device="cpu", teacher_d=None, log=None):
+                   lr=2e-4, lambda_recon=10.0, lambda_distill=1.0, seed=0, device="cpu", teacher_d=None, log=None,
+                   eval_set=None, eval_every=0, eval_images=500):
     """Train a mobile once-for-all student from ``teacher`` on ``train_set``; returns a checkpoint dict.
 
     The student is a ``MobileResnetGenerator`` with the teacher's channel counts (ngf, blocks) unless
@@ -160,6 +195,10 @@ def train_supernet(teacher, train_set, steps, ngf=None, n_blocks=None, norm="in"
     width multipliers, its ``search`` entry records the space. BatchNorm statistics of a supernet
     belong to no single sub-network: search with ``--recalibrate`` (or use ``norm="in"``).
     ``teacher_d``: the teacher checkpoint's ``discriminator`` entry, inherited (``inherit_discriminator``).
+    ``eval_set`` / ``eval_every`` / ``eval_images``: every N steps, print the held-out PSNR / SSIM of
+    the student's widths on the first ``eval_images`` pairs (recorded in ``train["evals"]``).
+    The checkpoint also holds the trained feature adapters (``distill``), for fine-tuning a
+    searched sub-network later (``finetune_subnet``).
     """
     import random as _random
     import time
@@ -188,7 +227,8 @@ def train_supernet(teacher, train_set, steps, ngf=None, n_blocks=None, norm="in"
     rng = _random.Random(seed)
     batches = endless_batches(train_set, batch_size, seed)
     student.train()
-    history = []
+    history, evals = [], []
+    subset = _eval_subset(eval_set, eval_images) if eval_every else None
     start = time.perf_counter()
     for i in range(1, steps + 1):
         inputs, targets = (t.to(device) for t in next(batches))
@@ -198,6 +238,9 @@ def train_supernet(teacher, train_set, steps, ngf=None, n_blocks=None, norm="in"
         history.append(losses)
         if log:
             log("step %d: %s" % (i, {k: v for k, v in losses.items() if k != "config"}))
+        if subset is not None and i % eval_every == 0 and i < steps:
+            evals.append(periodic_eval(student, subset, student.widths, i, start, device, log or _stderr))
+            set_width(student, 1.0)
     set_width(student, 1.0)
     student.eval()
     return {
@@ -210,10 +253,110 @@ def train_supernet(teacher, train_set, steps, ngf=None, n_blocks=None, norm="in"
         "train": {"recipe": "supernet", "steps": steps, "batch_size": batch_size, "lr": lr,
                   "lambda_recon": lambda_recon, "lambda_distill": lambda_distill, "seed": seed,
                   "distill_layers": adapters.layers, "seconds": round(time.perf_counter() - start, 1),
-                  "history": history[-10:]},
+                  "history": history[-10:], "eval_every": eval_every, "evals": evals},
+        "distill": {"layers": list(adapters.layers), "state_dict": {k: v.detach().cpu().clone()
+                                                                    for k, v in adapters.state_dict().items()}},
         "metrics": {},
     }
 
 
+@torch.no_grad()
+def evaluate_config(model, data, config, device="cpu", batch_size=100):
+    """``{"psnr", "ssim", "l1"}`` of ``model`` at ``config`` (a width or ``SubnetConfig``; ``None``: as it is,
+    for plain models) on ``(input, target)`` pairs (a Dataset), in eval mode; the model's mode and config
+    are restored."""
+    import numpy as np
+    from torch.utils.data import DataLoader
+
+    from ..nn import at_width
+    from .metrics import l1_per_image, psnr_per_image, ssim_per_image
+
+    was_training = model.training
+    model.eval()
+    scores = {"psnr": [], "ssim": [], "l1": []}
+    try:
+        with (at_width(model, config) if config is not None else contextlib.nullcontext()):
+            for inputs, targets in DataLoader(data, batch_size=batch_size, shuffle=False):
+                out = model(inputs.to(device)).clamp(-1, 1).cpu()
+                scores["psnr"].append(psnr_per_image(out, targets, 2.0))
+                scores["ssim"].append(ssim_per_image(out, targets, 2.0))
+                scores["l1"].append(l1_per_image(out, targets))
+    finally:
+        model.train(was_training)
+    return {k: float(np.concatenate(v).mean()) for k, v in scores.items()}
+
+
+def finetune_subnet(model, config, train_set, steps, teacher=None, adapters_state=None, batch_size=16, lr=2e-4,
+                    lambda_l1=10.0, lambda_recon=10.0, lambda_distill=1.0, recalibrate_batches=10, seed=0,
+                    device="cpu", log=None):
+    """Fine-tune a supernet at one fixed sub-network ``config`` (GAN Compression's optional last step), in place.
+
+    L = λ_L1·L1(S(x), y) and, with a ``teacher``, + λ_recon·L1(S(x), T(x)) + λ_distill·Σ_t‖f_t(S_t) − T_t‖²
+    (the adapters start from ``adapters_state``, a supernet checkpoint's ``distill`` entry, if given).
+    Only the weights the sub-network uses change (the other slices get zero gradients, and Adam
+    leaves them in place), so ``model`` at ``config`` *is* the fine-tuned sub-network. BatchNorm
+    statistics, if any, are re-estimated at ``config`` on ``recalibrate_batches`` batches at the end.
+    Returns the loss history (the last 10 steps).
+    """
+    from ..subnet import SubnetConfig
+    from .slimmable import ADAM_BETAS, endless_batches, seed_everything
+
+    seed_everything(seed)
+    config = SubnetConfig.coerce(config)
+    model = model.to(device)
+    adapters = None
+    params = list(model.parameters())
+    if teacher is not None:
+        teacher = teacher.to(device).eval()
+        set_width(teacher, 1.0)
+        layers = adapters_state["layers"] if adapters_state else None
+        adapters = FeatureAdapters(model, teacher, layers).to(device)
+        if adapters_state:
+            adapters.load_state_dict(adapters_state["state_dict"])
+        params += list(adapters.parameters())
+    opt = torch.optim.Adam(params, lr=lr, betas=ADAM_BETAS)
+    batches = endless_batches(train_set, batch_size, seed)
+    history = []
+    model.train()
+    set_width(model, config)
+    try:
+        for i in range(1, steps + 1):
+            inputs, targets = (t.to(device) for t in next(batches))
+            losses = {"step": i}
+            if adapters is not None:
+                with torch.no_grad(), capture(teacher, adapters.layers) as t_feats:
+                    t_out = teacher(inputs)
+                    t_feats = dict(t_feats)
+                with capture(model, adapters.layers) as s_feats:
+                    out = model(inputs)
+                    s_feats = dict(s_feats)
+                recon = F.l1_loss(out, t_out)
+                distill = adapters.loss(s_feats, t_feats)
+                extra = lambda_recon * recon + lambda_distill * distill
+                losses.update(recon=recon.item(), distill=float(distill.detach()))
+            else:
+                out = model(inputs)
+                extra = 0.0
+            task = F.l1_loss(out, targets)
+            loss = lambda_l1 * task + extra
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses["l1"] = task.item()
+            history.append(losses)
+            if log:
+                log("finetune step %d: %s" % (i, losses))
+        if recalibrate_batches and any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()):
+            from .recalibrate import recalibrate_bn
+
+            recalibrate_bn(model, [next(batches)[0].to(device) for _ in range(int(recalibrate_batches))],
+                           widths=[config])
+    finally:
+        set_width(model, 1.0)
+        model.eval()
+    return history[-10:]
+
+
 __all__ = ["FeatureAdapters", "attention_distillation", "attention_map", "capture", "distill_layers",
-           "inherit_discriminator", "supernet_step", "train_supernet"]
+           "evaluate_config", "finetune_subnet", "inherit_discriminator", "periodic_eval", "supernet_step",
+           "train_supernet"]

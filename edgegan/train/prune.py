@@ -282,20 +282,22 @@ def pruned_checkpoint(pruned, data, train=None, metrics=None, discriminator=None
 
 def train_ppcd(teacher, train_set, steps, init=None, config=1.0, alpha=0.5, batch_size=16, lr=2e-4, mask_lr=None,
                lambda_pp=LAMBDA_PP, lambda_cd=1.0, lambda_recon=10.0, mask_init=0.01, seed=0, device="cpu",
-               teacher_d=None, log=None):
+               teacher_d=None, log=None, eval_set=None, eval_every=0, eval_images=500):
     """PPCD: masks in ``init`` (default: a copy of ``teacher``) at ``config``, ``steps`` of ``ppcd_step``
     with attention distillation from ``teacher``, then every mask binarized and the zero channels removed.
 
     Returns ``(checkpoint dict, report)``: the checkpoint (``pruned_checkpoint``) holds the pruned
     generator; the report is ``prune_report`` of the masked vs the pruned generator.
     ``teacher_d``: the teacher checkpoint's ``discriminator`` entry, inherited as in GAN Compression.
+    ``eval_set`` / ``eval_every`` / ``eval_images``: every N steps, print the masked generator's held-out
+    PSNR / SSIM on the first ``eval_images`` pairs and the channels its masks keep (``train["evals"]``).
     """
     import random as _random
     import time
 
     from ..models import SharedTrunkPatchGAN
     from ..nn import set_width
-    from .distill import inherit_discriminator
+    from .distill import _eval_subset, _stderr, inherit_discriminator, periodic_eval
     from .slimmable import ADAM_BETAS, endless_batches, seed_everything
 
     seed_everything(seed)
@@ -316,7 +318,8 @@ def train_ppcd(teacher, train_set, steps, init=None, config=1.0, alpha=0.5, batc
     opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=ADAM_BETAS)
     batches = endless_batches(train_set, batch_size, seed)
     _random.seed(seed)
-    history = []
+    history, evals = [], []
+    subset = _eval_subset(eval_set, eval_images) if eval_every else None
     start = time.perf_counter()
     for i in range(1, steps + 1):
         inputs, targets = (t.to(device) for t in next(batches))
@@ -326,6 +329,14 @@ def train_ppcd(teacher, train_set, steps, init=None, config=1.0, alpha=0.5, batc
         history.append(losses)
         if log:
             log("step %d: %s" % (i, losses))
+        if subset is not None and i % eval_every == 0 and i < steps:
+            stats = mask_stats(masked)
+            entry = periodic_eval(masked, subset, None, i, start, device, log or _stderr,
+                                  extra="; masks keep %d of %d channels, %d of %d frozen"
+                                  % (stats["kept"], stats["total"], stats["frozen"], stats["masks"]))
+            entry["masks"] = stats
+            evals.append(entry)
+            masked.train()
     seconds = time.perf_counter() - start
     for m in masks(masked):
         m.binarize()  # masks still soft at the end are binarized at the pivot
@@ -335,6 +346,7 @@ def train_ppcd(teacher, train_set, steps, init=None, config=1.0, alpha=0.5, batc
     train = {"recipe": "ppcd", "steps": steps, "batch_size": batch_size, "lr": lr, "mask_lr": mask_lr or lr,
              "alpha": alpha, "lambda_pp": lambda_pp, "lambda_cd": lambda_cd, "lambda_recon": lambda_recon,
              "seed": seed, "config": masked.subnet_config, "seconds": round(seconds, 1), "history": history[-10:],
+             "eval_every": eval_every, "evals": evals,
              "prune": {"masked": report["masked"], "pruned": report["pruned"], "masks": report["masks"],
                        "params_ratio": report["params_ratio"], "macs_ratio": report["macs_ratio"]}}
     ckpt = pruned_checkpoint(pruned, meta, train=train,

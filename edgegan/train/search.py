@@ -385,6 +385,41 @@ def measure_latency_table(model, configs, input_shape, warmup=100, runs=100, dev
                                                               "runs": runs}, "configs": entries}
 
 
+def select_front(front, n=1):
+    """At most ``n`` candidates of a Pareto ``front`` (sorted by cost), spread evenly along it by cost rank;
+    the best (last, highest quality) is always included. ``n`` ≤ 0 or ``None``: the whole front."""
+    front = list(front)
+    if not front or not n or n <= 0 or n >= len(front):
+        return front
+    if n == 1:
+        return [front[-1]]
+    idx = sorted(set(int(round(i * (len(front) - 1) / float(n - 1))) for i in range(n)))
+    return [front[i] for i in idx]
+
+
+def config_entries(candidates):
+    """JSON-able ``{"config", "quality", "macs", "params"}`` entries (what ``edgegan build`` reads from a
+    checkpoint's ``"configs"`` or a ``--configs`` file)."""
+    return [{"config": c.config.to_dict(), "quality": c.quality, "macs": c.macs, "params": c.params, "ms": c.ms}
+            for c in candidates]
+
+
+def search_checkpoint_configs(model, inputs, targets, input_shape, budget_macs=None, n_configs=1, step=8,
+                              choices=None, mode="auto", population=16, generations=8, seed=0, recalibrate=None,
+                              log=None):
+    """Search ``model`` (a once-for-all supernet) on held-out ``inputs`` → ``targets`` (PSNR) and pick
+    ``n_configs`` of the Pareto front under ``budget_macs`` (``select_front``).
+
+    Returns ``(SearchResult, entries)``, ``entries`` as ``config_entries`` writes them: ready to be
+    stored as a checkpoint's ``"configs"`` so that ``edgegan build --checkpoint`` builds them.
+    """
+    space = SearchSpace.from_model(model, step=step, choices=choices)
+    result = search(model, psnr_evaluator(model, inputs, targets, recalibrate=recalibrate), input_shape,
+                    budget_macs=budget_macs, space=space, mode=mode, population=population,
+                    generations=generations, seed=seed, log=log)
+    return result, config_entries(select_front(result.front, n_configs))
+
+
 def psnr_evaluator(model, inputs, targets, data_range=2.0, recalibrate=None):
     """A quality callback: mean PSNR (dB) of ``model`` at a config on held-out ``inputs`` → ``targets``.
 
@@ -404,5 +439,6 @@ def psnr_evaluator(model, inputs, targets, data_range=2.0, recalibrate=None):
     return evaluate
 
 
-__all__ = ["Candidate", "LatencyTable", "SearchResult", "SearchSpace", "Searcher", "pareto_front",
-           "measure_latency_table", "psnr_evaluator", "recalibrated_subnet", "search"]
+__all__ = ["Candidate", "LatencyTable", "SearchResult", "SearchSpace", "Searcher", "config_entries", "pareto_front",
+           "measure_latency_table", "psnr_evaluator", "recalibrated_subnet", "search", "search_checkpoint_configs",
+           "select_front"]
