@@ -160,3 +160,22 @@ def test_never_over_budget_property(model, fraction, mode):
                      SHAPE, budget_macs=budget, mode=mode, population=5, generations=2, seed=seed, cost_cache=CACHE)
         assert all(c.macs <= budget for c in res.evaluated)
         assert all(c.macs <= budget for c in res.front)
+
+
+def test_measured_latency_table_with_onnxruntime(model):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxsim")
+    from edgegan.train.search import measure_latency_table
+
+    space = SearchSpace.from_model(model)
+    cfgs = [space.smallest(), space.largest()]
+    data = measure_latency_table(model, cfgs, SHAPE, warmup=1, runs=2, engine="onnxruntime", threads=1, rounds=3)
+    assert data["engine"] == "onnxruntime" and data["protocol"]["rounds"] == 3
+    for entry in data["configs"]:
+        assert len(entry["rounds_ms"]) == 3 and entry["ms"] == sorted(entry["rounds_ms"])[1]
+    table = LatencyTable(json.loads(json.dumps(data)))
+    assert all(table.lookup(c) > 0 for c in cfgs)
+    with pytest.raises(ValueError):
+        measure_latency_table(model, cfgs, SHAPE, engine="tflite")
+    with pytest.raises(ValueError):
+        measure_latency_table(model, cfgs, SHAPE, engine="onnxruntime", device="cuda")

@@ -122,7 +122,7 @@ def _register_slimmable(recipes):
     g.add_argument("--ndf", type=int, default=16, help="discriminator channels of its first layer (default 16)")
     g.add_argument("--d-layers", type=int,
                    help="PatchGAN stride-2 layers (default: 2 below 128², 3 from 128²)")
-    g.add_argument("--d-share", type=int, default=2,
+    g.add_argument("--d-share", "--n-share", dest="d_share", type=int, default=2,
                    help="discriminator layers shared by the per-width heads (default 2; 0: one D per width)")
     g.add_argument("--same-d", action="store_true",
                    help="ablation: one discriminator scores every width (default: one head per width)")

@@ -29,7 +29,8 @@ def add_arguments(p):
     g.add_argument("--nz", type=int, default=128, help="noise dimension (default 128)")
     g.add_argument("--ngf", type=int, default=32, help="generator channels (default 32)")
     g.add_argument("--ndf", type=int, default=32, help="discriminator channels of its first layer (default 32)")
-    g.add_argument("--d-share", type=int, default=1, help="discriminator stages shared by all heads (default 1)")
+    g.add_argument("--d-share", "--n-share", dest="d_share", type=int, default=1,
+                   help="discriminator stages shared by all heads (default 1; 0: a discriminator per width)")
     g.add_argument("--same-d", action="store_true",
                    help="ablation: one discriminator scores every width (default: one head per width)")
     g.add_argument("--slimmable-d", action="store_true",

@@ -353,36 +353,95 @@ def recalibrated_subnet(model, config, batches):
     return sub.eval()
 
 
+ENGINES = ("torch", "onnxruntime")
+
+
 @torch.no_grad()
-def measure_latency_table(model, configs, input_shape, warmup=100, runs=100, device="cpu"):
-    """A per-config latency table measured here with PyTorch (GAN Compression's protocol: batch 1,
-    ``warmup`` runs, then the mean of ``runs``). On a target, measure its runtime instead and write
-    the same JSON (``{"unit": "ms", "configs": [{"channels": {...}, "ms": ...}]}``).
+def measure_latency_table(model, configs, input_shape, warmup=100, runs=100, device="cpu", engine="torch",
+                          threads=None, rounds=1, opset=17, log=None):
+    """A per-config latency table measured here (GAN Compression's protocol: batch 1, ``warmup`` runs,
+    then the mean of ``runs``), as ``LatencyTable`` reads it (``{"unit": "ms", "configs": [{"channels":
+    {...}, "ms": ...}]}``). On a target, measure its runtime instead and write the same JSON.
+
+    ``engine``: ``torch`` (eager, on ``device``) or ``onnxruntime`` (each sub-network exported to ONNX at
+    ``opset`` with BatchNorm folded, as ``edgegan build`` does, and run on ORT's CPU provider: the
+    deployment latency on a CPU). ``threads``: intra-op threads of that engine (default: its own).
+    ``rounds`` > 1: every config is measured ``rounds`` times, round-robin, and its ``ms`` is the
+    median of the round means (robust to a machine shared with other jobs); ``rounds_ms`` keeps them.
     """
     import time
 
     from ..subnet import extract
 
+    if engine not in ENGINES:
+        raise ValueError("engine must be one of %s, got %r" % (", ".join(ENGINES), engine))
+    if engine == "onnxruntime" and str(device) != "cpu":
+        raise ValueError("the onnxruntime engine measures on the CPU; use engine='torch' for device %r" % device)
+    if rounds < 1 or runs < 1:
+        raise ValueError("runs and rounds must be at least 1")
+    configs = [SubnetConfig.coerce(c) for c in configs]
+    x = torch.rand(tuple(input_shape), generator=torch.Generator().manual_seed(0)) * 2.0 - 1.0
+    runners = []
+    tmp = None
+    old_threads = torch.get_num_threads()
+    try:
+        if engine == "onnxruntime":
+            import os
+            import tempfile
+
+            import onnxruntime as ort
+
+            from ..targets.onnx import INPUT_NAME, compile_onnx
+
+            tmp = tempfile.TemporaryDirectory(prefix="edgegan-latency-")
+            opts = ort.SessionOptions()
+            if threads:
+                opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+            feed = {INPUT_NAME: x.numpy()}
+            for i, cfg in enumerate(configs):
+                path = os.path.join(tmp.name, "%d.onnx" % i)
+                compile_onnx(extract(model, cfg, input_shape=input_shape), input_shape, path, opset=opset)
+                session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+                runners.append(lambda s=session: s.run(None, feed))
+        else:
+            if threads:
+                torch.set_num_threads(int(threads))
+            x = x.to(device)
+            sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+            for cfg in configs:
+                sub = extract(model, cfg, input_shape=input_shape).to(device).eval()
+                runners.append(lambda s=sub: (s(x), sync()))
+        times = [[] for _ in configs]
+        for r in range(rounds):
+            for i, run in enumerate(runners):
+                for _ in range(warmup):
+                    run()
+                t0 = time.perf_counter()
+                for _ in range(runs):
+                    run()
+                times[i].append((time.perf_counter() - t0) * 1000.0 / runs)
+            if log:
+                log("latency round %d/%d: %d configs" % (r + 1, rounds, len(configs)))
+    finally:
+        torch.set_num_threads(old_threads)
+        if tmp is not None:
+            tmp.cleanup()
     entries = []
-    x = torch.zeros(tuple(input_shape), device=device)
-    for cfg in configs:
-        cfg = SubnetConfig.coerce(cfg)
-        sub = extract(model, cfg, input_shape=input_shape).to(device)
-        for _ in range(warmup):
-            sub(x)
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(runs):
-            sub(x)
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        entry = {"name": cfg.name, "ms": (time.perf_counter() - t0) * 1000.0 / runs}
+    for cfg, ms in zip(configs, times):
+        srt = sorted(ms)
+        med = srt[len(srt) // 2] if len(srt) % 2 else 0.5 * (srt[len(srt) // 2 - 1] + srt[len(srt) // 2])
+        entry = {"name": cfg.name, "ms": med}
+        if rounds > 1:
+            entry["rounds_ms"] = ms
         if cfg.channels is not None:
             entry["channels"] = dict(cfg.channels)
         entries.append(entry)
-    return {"unit": "ms", "device": str(device), "protocol": {"batch": int(input_shape[0]), "warmup": warmup,
-                                                              "runs": runs}, "configs": entries}
+    return {"unit": "ms", "device": str(device), "engine": engine,
+            "protocol": {"batch": int(input_shape[0]), "warmup": warmup, "runs": runs, "rounds": rounds,
+                         "threads": threads, "latency": "mean of runs after warm-up" +
+                         (", median over round-robin rounds" if rounds > 1 else "")},
+            "configs": entries}
 
 
 def select_front(front, n=1):
@@ -439,6 +498,6 @@ def psnr_evaluator(model, inputs, targets, data_range=2.0, recalibrate=None):
     return evaluate
 
 
-__all__ = ["Candidate", "LatencyTable", "SearchResult", "SearchSpace", "Searcher", "config_entries", "pareto_front",
-           "measure_latency_table", "psnr_evaluator", "recalibrated_subnet", "search", "search_checkpoint_configs",
-           "select_front"]
+__all__ = ["ENGINES", "Candidate", "LatencyTable", "SearchResult", "SearchSpace", "Searcher", "config_entries",
+           "pareto_front", "measure_latency_table", "psnr_evaluator", "recalibrated_subnet", "search",
+           "search_checkpoint_configs", "select_front"]
