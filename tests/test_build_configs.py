@@ -123,3 +123,34 @@ def test_pruned_checkpoint_loads_and_builds(tmp_path, cls, kw):
     _, manifest = build_bundle("cpu", checkpoint=path, out=str(tmp_path / "b"), progress=False, n_parity_inputs=2)
     (v,) = manifest["variants"]
     assert v["parity"]["psnr_db"] >= 40.0 and v["width"] == 1.0
+
+
+def test_bench_latency_table_prices_the_built_configs(tmp_path, capsys):
+    """build a front → `edgegan bench --latency-table` → the table prices every built config (by channels
+    and by name) with the bench's mean ms, and refuses to overwrite itself without --force."""
+    from edgegan.cli import main
+    from edgegan.train.search import LatencyTable, SearchSpace, search
+
+    ckpt = str(tmp_path / "supernet.pt")
+    gen = _supernet(ckpt)
+    full = SearchSpace.from_model(gen).choices
+    fixed = {k: v[-1] for k, v in full.items() if k not in ("stream", "block0")}
+    space = SearchSpace.from_model(gen, choices=[0.5, 1.0], fixed=fixed)
+    result = search(gen, lambda cfg: float(sum(cfg.channels.values())), (1, 1, SIZE, SIZE), budget_macs=1e12,
+                    space=space, mode="exhaustive")
+    front = tmp_path / "front.json"
+    front.write_text(json.dumps(result.to_dict()))
+    bundle, table = str(tmp_path / "b"), str(tmp_path / "lat.json")
+    assert main(["build", "--target", "cpu", "--checkpoint", ckpt, "--configs", str(front), "--out", bundle,
+                 "--parity-inputs", "1", "--json"]) == 0
+    capsys.readouterr()
+    bench = ["bench", bundle, "--warmup", "1", "--warmup-s", "0", "--runs", "3", "--threads", "1",
+             "--latency-table", table, "--json"]
+    assert main(bench) == 0
+    rows = {r["variant"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    lat = LatencyTable.load(table)
+    assert len(lat.data["configs"]) == len(result.front) and lat.data["target"] == "cpu"
+    for c in result.front:
+        assert lat.lookup(c.config) == rows[c.config.name]["mean_ms"] > 0
+        assert lat.lookup(SubnetConfig(channels=dict(c.config.channels))) == rows[c.config.name]["mean_ms"]
+    assert main(bench) == 2 and "--force" in capsys.readouterr().err

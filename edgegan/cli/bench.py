@@ -18,6 +18,11 @@ EPILOG = """examples:
   edgegan bench edgegan-cpu --compare edgegan-cpu-int8 edgegan-android   # one table across targets/precisions
   edgegan bench edgegan-cpu --policy --power-source file:/tmp/mode --duration 20   # live power-aware switching
 
+  # a latency table for `edgegan search --budget-ms`: build the candidate configs, time them on the device
+  edgegan build --target jetson-nano --checkpoint runs/supernet.pt --configs front.json --out cand-nano
+  edgegan bench cand-nano --latency-table nano-latency.json      # on the Nano
+  edgegan search --checkpoint runs/supernet.pt --budget-ms 30 --latency-table nano-latency.json
+
 A noise → image bundle is timed on N(0, 1) noise (and a class label), one image per run.
 
 protocol: batch 1; warm-up of at least --warmup runs and --warmup-s seconds (discarded) before each
@@ -66,6 +71,10 @@ def register(sub):
     live.add_argument("--per-frame", action="store_true", help="re-evaluate the policy before every frame instead")
     live.add_argument("--target-fps", type=float, metavar="FPS",
                       help="override the policy's target FPS (needs the FPS table of `edgegan profile --write-table`)")
+    p.add_argument("--latency-table", metavar="OUT.json",
+                   help="also write the mean ms of every variant as a latency table for `edgegan search --budget-ms` "
+                        "(GAN Compression's protocol: batch 1, warm-up, mean of the timed runs)")
+    p.add_argument("--force", action="store_true", help="replace an existing --latency-table file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=run)
 
@@ -139,6 +148,37 @@ def bench(runtime, variants, warmup, warmup_s, runs, sustained_s=None, window_s=
         for a, b in ((variants[0], variants[-1]), (variants[-1], variants[0])):
             switches.append(measure_switch(runtime, a, b, x))
     return rows, switches
+
+
+def latency_table(runtime, rows, result):
+    """The ``edgegan.train.search.LatencyTable`` JSON of measured ``rows``: one entry per variant, by
+    name and (for searched configs) by per-slot channels, its mean ms under the bench protocol."""
+    configs = []
+    for row in rows:
+        info = runtime.bundle.variant(row["variant"])
+        entry = {"name": row["variant"], "ms": row["mean_ms"], "median_ms": row["median_ms"], "macs": row["macs"]}
+        if info.get("channels"):
+            entry["channels"] = dict(info["channels"])
+        if info.get("width") is not None:
+            entry["width"] = info["width"]
+        configs.append(entry)
+    env = result["environment"]
+    return {"unit": "ms", "configs": configs, "target": result["target"], "backend": result["backend"],
+            "threads": result["threads"], "protocol": result["protocol"],
+            "device": env.get("device_model") or env.get("hostname"), "power_mode": env.get("power_mode"),
+            "source_checkpoint_sha256": (runtime.manifest.get("source") or {}).get("checkpoint_sha256")}
+
+
+def write_latency_table(path, runtime, rows, result):
+    import os
+
+    table = latency_table(runtime, rows, result)
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        json.dump(table, f, indent=2)
+    os.replace(tmp, path)
+    result["latency_table"] = path
+    print("wrote latency table %s (%d variants)" % (path, len(table["configs"])), file=sys.stderr)
 
 
 def _print_report(result):
@@ -294,6 +334,13 @@ def run(args):
     from ..runtime.fps import environment
 
     _check_protocol(args)
+    if args.latency_table:
+        from ._common import check_output_path
+
+        if args.policy or args.compare or args.sustained:
+            raise EdgeganError("--latency-table times the variants of one bundle; leave out --policy, --compare "
+                               "and --sustained")
+        check_output_path(args.latency_table, args.force)
     providers = [p for p in args.providers.split(",") if p] if args.providers else None
     if args.policy:
         return live(args, providers)
@@ -321,6 +368,8 @@ def run(args):
                   "environment": environment(threads=args.threads, backends=[rt.backend_name])}
         if args.sustained:
             result["protocol"].update({"sustained_s": args.sustained, "window_s": args.window_s})
+        if args.latency_table:
+            write_latency_table(args.latency_table, rt, rows, result)
     if args.json:
         emit_json(result)
     else:

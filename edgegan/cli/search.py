@@ -19,7 +19,7 @@ EPILOG = """examples:
   edgegan search --budget-macs 2e7 --choices 0.25,0.5,0.75,1.0 --mode exhaustive --eval-images 50
 
   # fine-tune the best config under budget (L1 to the target + distillation from the teacher), then build it
-  edgegan search --checkpoint runs/supernet.pt --budget-macs 5e6 --finetune-steps 500 \
+  edgegan search --checkpoint runs/supernet.pt --budget-macs 5e6 --finetune-steps 500 \\
       --teacher runs/fmnist_shoes_32.pt --finetune-out runs/winner.pt
   edgegan build --target cpu --checkpoint runs/winner.pt
 """

@@ -27,7 +27,7 @@ SLIMMABLE_EPILOG = """examples:
   edgegan train slimmable --data fmnist-shoes --same-d --out runs/same_d.pt
 
   # long runs: a resumable checkpoint every 500 steps and a CSV of losses; continue after a stop
-  edgegan train slimmable --data fmnist-shoes --steps 20000 --save-every 500 --log-csv runs/e2s.csv \
+  edgegan train slimmable --data fmnist-shoes --steps 20000 --save-every 500 --log-csv runs/e2s.csv \\
       --out runs/e2s.pt
   edgegan train slimmable --data fmnist-shoes --steps 20000 --save-every 500 --resume runs/e2s.pt --out runs/e2s.pt
 
@@ -225,7 +225,7 @@ SUPERNET_EPILOG = """examples:
   edgegan build --target cpu --checkpoint runs/supernet.pt --configs front.json
 
   # search right after training and store 3 configs of the front in the checkpoint; build builds them
-  edgegan train supernet --teacher runs/fmnist_shoes_32.pt --data fmnist-shoes --steps 2000 \
+  edgegan train supernet --teacher runs/fmnist_shoes_32.pt --data fmnist-shoes --steps 2000 \\
       --budget-macs 9e6 --search-configs 3 --eval-every 500 --out runs/supernet.pt
   edgegan build --target cpu --checkpoint runs/supernet.pt
 """
