@@ -6,9 +6,8 @@ Torch and the training code are imported inside the handlers.
 """
 
 import argparse
-import os
 
-from ._common import check_output_path, emit_json, format_table
+from ._common import check_output_path, emit_json, format_table, run_training
 
 SLIMMABLE_EPILOG = """examples:
   # the packaged default model (Fashion-MNIST shoes, 32², grey): 13 min on a shared 2-core CPU
@@ -155,17 +154,7 @@ def _configure_threads(args):
 
 
 def run_slimmable(args):
-    import os
-
-    from ..train import distributed
-
-    resuming_in_place = args.resume and os.path.abspath(args.resume) == os.path.abspath(args.out)
-    if not resuming_in_place:
-        check_output_path(args.out, args.force)
-    try:
-        return _run_slimmable(args)
-    finally:
-        distributed.cleanup()
+    return run_training(args, _run_slimmable)
 
 
 def _run_slimmable(args):
@@ -191,9 +180,9 @@ def _run_slimmable(args):
     ckpt = train_slimmable(config, train_set, test_set, progress=not args.json, resume=args.resume,
                            save_path=args.out, save_every=args.save_every, log_csv=args.log_csv,
                            log_every=args.log_every)
-    from ..train.distributed import launched
+    from ..train.distributed import is_main_process
 
-    if launched() and int(os.environ.get("RANK", "0")) != 0:
+    if not is_main_process():
         return 0  # rank 0 writes and reports
     ckpt["train"]["data"] = args.data
     if args.generator_only:

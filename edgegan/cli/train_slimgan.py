@@ -4,7 +4,7 @@
 import argparse
 import sys
 
-from ._common import check_output_path, emit_json, format_table
+from ._common import emit_json, format_table, run_training
 
 EPILOG = """examples:
   # class-conditional DCGAN with sliceable cBN (SlimGAN "+"), 32² Fashion-MNIST
@@ -77,22 +77,10 @@ def register_recipe(recipes):
 
 
 def run(args):
-    import os
-
-    from ..train import distributed
-
-    resuming_in_place = args.resume and os.path.abspath(args.resume) == os.path.abspath(args.out)
-    if not resuming_in_place:
-        check_output_path(args.out, args.force)
-    try:
-        return _run(args)
-    finally:
-        distributed.cleanup()
+    return run_training(args, _run)
 
 
 def _run(args):
-    import os
-
     import torch
 
     from ..checkpoint import save_checkpoint
@@ -121,9 +109,9 @@ def _run(args):
     ckpt = train_slimgan(config, images, labels, test_images=test_images,
                          progress=None if args.json else (lambda line: print(line, file=sys.stderr)),
                          resume=args.resume, save_path=args.out, save_every=args.save_every, log_csv=args.log_csv)
-    from ..train.distributed import launched
+    from ..train.distributed import is_main_process
 
-    if launched() and int(os.environ.get("RANK", "0")) != 0:
+    if not is_main_process():
         return 0  # rank 0 writes and reports
     save_checkpoint(args.out, ckpt)
     if args.json:

@@ -41,6 +41,11 @@ def launched():
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def is_main_process():
+    """Whether this process writes and reports: always unlaunched, rank 0 under ``torchrun``."""
+    return not launched() or int(os.environ.get("RANK", "0")) == 0
+
+
 def setup(device):
     """Initialise the process group when launched by ``torchrun``; returns a ``DistInfo``.
 
