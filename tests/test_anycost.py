@@ -24,7 +24,8 @@ needs_fmnist = pytest.mark.skipif(not os.path.isfile(os.path.join(FMNIST_DEBIAN_
                                   reason="Fashion-MNIST (Debian dataset-fashion-mnist) not installed")
 
 
-def _tiny(norm="bn", ngf=8):
+def _tiny(norm="bn", ngf=8, seed=0):
+    torch.manual_seed(seed)  # independent of the tests that ran before
     return with_bn_statistics(ResnetGenerator(1, 1, ngf=ngf, n_blocks=1, norm=norm), (4, 1, 16, 16))
 
 
@@ -41,8 +42,9 @@ def test_sorted_default_model_keeps_its_full_width():
             assert (gen(x) - original(x)).abs().max().item() > 1e-3  # the narrow slices hold other channels now
 
 
-def test_consistency_training_moves_sub_widths_toward_full_width():
-    g = _tiny()
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_consistency_training_moves_sub_widths_toward_full_width(seed):
+    g = _tiny(ngf=16, seed=seed)  # 0.25× keeps 4 channels: enough to follow the full width
     train, test = Pairs(64), Pairs(16, seed=1)
     ref = copy.deepcopy(g)
     sort_preserving(ref, test.x)
