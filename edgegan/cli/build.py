@@ -69,6 +69,11 @@ def run(args):
              "kept": len(v["int8"]["kept_float"]) if "int8" in v else None}
             for v in manifest["variants"]]
     columns = COLUMNS if any(r["kept"] is not None for r in rows) else COLUMNS[:-1]
+    if all(r["quality"] is None for r in rows) and any("fd_fmnist" in v.get("quality", {})
+                                                       for v in manifest["variants"]):
+        for r, v in zip(rows, manifest["variants"]):  # a noise → image model: its FD-FMNIST per width
+            r["quality"] = v.get("quality", {}).get("fd_fmnist")
+        columns = [("quality", "FD-FMNIST", "{:.2f}") if c[0] == "quality" else c for c in columns]
     print(format_table(rows, columns))
     print("\nwrote %s (target %s, %d variants)" % (out, manifest["target"], len(rows)))
     steps = manifest.get("device_steps")
