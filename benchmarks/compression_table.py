@@ -30,7 +30,6 @@ is not counted in any row's steps; the from-scratch rows start from random weigh
 
 import argparse
 import copy
-import json
 import os
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from edgegan.checkpoint import load_generator
 from edgegan.cli._common import format_table
 from edgegan.models import MobileResnetGenerator, ResnetGenerator, SharedTrunkPatchGAN, build_model
 from edgegan.nn import set_width
+from edgegan.runtime.bundle import write_json_atomic
 from edgegan.runtime.fps import environment, measure
 from edgegan.subnet import SubnetConfig, cost, extract
 from edgegan.targets.onnx import INPUT_NAME, compile_onnx
@@ -365,9 +365,7 @@ def main(argv=None):
         "environment": environment(threads=args.threads, backends=("onnxruntime",)), "torch": torch.__version__,
         "rows": rows, "verdict": verdict, "table_256": big, "timings_s": timings, "seconds": total,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(result_json, f, indent=2, default=str)
+    write_json_atomic(args.json, result_json, force=True, indent=2)
     return result_json
 
 

@@ -30,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from edgegan.cli._common import format_table  # noqa: E402
+from edgegan.runtime.bundle import write_json_atomic  # noqa: E402
 from edgegan.runtime.fps import environment  # noqa: E402
 
 MIB = 1024.0 * 1024.0
@@ -174,13 +175,7 @@ def main(argv=None):
                        [("variant", "variant", None), ("frames", "frames", "{:d}"), ("fps", "FPS", "{:.1f}"),
                         ("model_fps", "model FPS", "{:.1f}"), ("infer_median_ms", "model ms (median)", "{:.3f}")]))
     if args.json:
-        parent = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(parent):
-            os.makedirs(parent)
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, args.json)
+        write_json_atomic(args.json, result, force=True)
         print("wrote %s" % args.json)
     return 0
 

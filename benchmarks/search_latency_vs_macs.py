@@ -30,7 +30,6 @@ benchmarks/results/search_latency_vs_macs.json (the latency table included).
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -42,6 +41,7 @@ from torch.utils.data import DataLoader, Subset
 
 from edgegan.checkpoint import load_generator, save_checkpoint
 from edgegan.cli._common import format_table
+from edgegan.runtime.bundle import write_json_atomic
 from edgegan.runtime.fps import environment
 from edgegan.train.data import load_pair
 from edgegan.subnet import cost
@@ -365,9 +365,7 @@ def main(argv=None):
         "environment": environment(threads=args.threads, backends=("onnxruntime",)), "torch": torch.__version__,
         "seconds": total, "table_seconds": table_s,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(result, f, indent=2, default=str)
+    write_json_atomic(args.json, result, force=True, indent=2)
     return result
 
 

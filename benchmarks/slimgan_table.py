@@ -37,6 +37,7 @@ import torch
 
 from edgegan.checkpoint import load_generator, save_checkpoint
 from edgegan.cli._common import format_table
+from edgegan.runtime.bundle import write_json_atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WIDTHS = (0.25, 0.5, 0.75, 1.0)
@@ -233,11 +234,7 @@ def main(argv=None):
         with open(args.json) as f:
             out = json.load(f)
     out.update(new)
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    tmp = args.json + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=2)
-    os.replace(tmp, args.json)
+    write_json_atomic(args.json, out, force=True, indent=2)
     print("\nwrote %s" % args.json)
     return 0
 

@@ -48,3 +48,18 @@ def run_training(args, body):
         return body(args)
     finally:
         distributed.cleanup()
+
+
+def standalone_main(prog, description, epilog, add_arguments, run, argv=None):
+    """``python -m edgegan.cli.<command>``: one command's parser and run, user errors as exit code 2."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except EdgeganError as e:
+        print("%s: error: %s" % (prog, e), file=sys.stderr)
+        return 2

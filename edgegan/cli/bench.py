@@ -169,14 +169,11 @@ def latency_table(runtime, rows, result):
             "source_checkpoint_sha256": (runtime.manifest.get("source") or {}).get("checkpoint_sha256")}
 
 
-def write_latency_table(path, runtime, rows, result):
-    import os
+def write_latency_table(path, runtime, rows, result, force=False):
+    from ..runtime.bundle import write_json_atomic
 
     table = latency_table(runtime, rows, result)
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        json.dump(table, f, indent=2)
-    os.replace(tmp, path)
+    write_json_atomic(path, table, force=force, indent=2)
     result["latency_table"] = path
     print("wrote latency table %s (%d variants)" % (path, len(table["configs"])), file=sys.stderr)
 
@@ -369,7 +366,7 @@ def run(args):
         if args.sustained:
             result["protocol"].update({"sustained_s": args.sustained, "window_s": args.window_s})
         if args.latency_table:
-            write_latency_table(args.latency_table, rt, rows, result)
+            write_latency_table(args.latency_table, rt, rows, result, force=args.force)
     if args.json:
         emit_json(result)
     else:

@@ -12,7 +12,7 @@ Inception-v3 file; torchvision needed) also FID proper.
 import argparse
 import sys
 
-from ._common import emit_json, format_table
+from ._common import emit_json, format_table, standalone_main
 
 EPILOG = """examples:
   edgegan eval runs/slimgan_fmnist.pt                       # FD-FMNIST / IS-FMNIST per width, mIC
@@ -154,17 +154,7 @@ def run_eval(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="edgegan eval", description=__doc__.split("\n\n")[1], epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    args = p.parse_args(argv)
-    from ..errors import EdgeganError
-
-    try:
-        return run_eval(args)
-    except EdgeganError as e:
-        print("edgegan eval: error: %s" % e, file=sys.stderr)
-        return 2
+    return standalone_main("edgegan eval", __doc__.split("\n\n")[1], EPILOG, add_arguments, run_eval, argv)
 
 
 if __name__ == "__main__":

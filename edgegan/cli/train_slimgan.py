@@ -4,7 +4,7 @@
 import argparse
 import sys
 
-from ._common import emit_json, format_table, run_training
+from ._common import emit_json, format_table, run_training, standalone_main
 
 EPILOG = """examples:
   # class-conditional DCGAN with sliceable cBN (SlimGAN "+"), 32² Fashion-MNIST
@@ -128,17 +128,7 @@ def _run(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="edgegan train slimgan", description=__doc__.split("\n\n")[0], epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    args = p.parse_args(argv)
-    from ..errors import EdgeganError
-
-    try:
-        return run(args)
-    except EdgeganError as e:
-        print("edgegan train slimgan: error: %s" % e, file=sys.stderr)
-        return 2
+    return standalone_main("edgegan train slimgan", __doc__.split("\n\n")[0], EPILOG, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

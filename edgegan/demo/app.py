@@ -19,7 +19,6 @@ Torch-free and Python 3.6-compatible.
 """
 
 import collections
-import json
 import os
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import time
 import numpy as np
 
 from ..errors import EdgeganError, InputError
-from ..runtime.bundle import move_into_place
+from ..runtime.bundle import move_into_place, write_json_atomic
 from ..runtime.imageio import VIDEO_EXTENSIONS, FrameWriter
 from .overlay import RollingFPS, draw_help, draw_status
 from .pipeline import Layout, Pipeline, compose
@@ -668,31 +667,6 @@ def check_options(o):
     parse_key_script(o.keys)
     if o.headless and not (o.out or o.stats):
         sys.stderr.write("note: --headless without --out or --stats writes nothing; only the summary is printed\n")
-
-
-def write_json_atomic(path, obj, force=False):
-    """``obj`` as JSON at ``path`` through a temporary file renamed into place."""
-    parent, base = os.path.split(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        os.makedirs(parent)
-    fd, tmp = tempfile.mkstemp(prefix=".%s.tmp-" % base, suffix=".json", dir=parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=_json_default)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        move_into_place(tmp, path, force=force)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _json_default(obj):
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)
 
 
 def run_edges2shoes(options, log=None):

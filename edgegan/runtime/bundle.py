@@ -63,6 +63,33 @@ def move_into_place(src, dst, force=False):
     shutil.rmtree(aside)
 
 
+def write_json_atomic(path, obj, force=False, indent=1):
+    """``obj`` as JSON at ``path`` through a temporary file renamed into place (its folder made if
+    needed; an existing ``path`` is replaced only with ``force``). Objects with ``to_dict`` or
+    ``tolist`` are written as those; anything else unknown as its ``str``."""
+    parent, base = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        os.makedirs(parent)
+    fd, tmp = tempfile.mkstemp(prefix=".%s.tmp-" % base, suffix=".json", dir=parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=indent, default=_json_loose)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        move_into_place(tmp, path, force=force)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _json_loose(obj):
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
 def _relative_files(root):
     """Every file under ``root`` as a ``/``-separated relative path, sorted."""
     found = []

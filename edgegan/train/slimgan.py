@@ -17,7 +17,6 @@ over widths (``evaluate_gan``). ``train_slimgan`` returns a checkpoint dict
 (``edgegan.checkpoint`` layout).
 """
 
-import contextlib
 import time
 from dataclasses import asdict, dataclass
 
@@ -28,9 +27,10 @@ from ..checkpoint import FORMAT
 from ..errors import EdgeganError
 from ..models import DCGANGenerator, NoiseResnetGenerator, SharedTrunkProjectionD, SlimmableProjectionD
 from ..nn import at_width
-from .losses import DISTILL_MODES, d_hinge_loss, g_hinge_loss, inplace_distillation
+from .losses import d_hinge_loss, g_hinge_loss, inplace_distillation
 from .checkpointing import cpu_state_dict
 from .metrics import width_key
+from .recipe_options import d_schedule, validate_shared
 
 GENERATORS = {"dcgan": DCGANGenerator, "resnet": NoiseResnetGenerator}
 ADAM_BETAS = (0.0, 0.9)  # SNGAN / SlimGAN
@@ -63,36 +63,24 @@ class SlimGANConfig:
     def validate(self):
         if self.model not in GENERATORS:
             raise EdgeganError("--model must be one of %s, got %r" % (", ".join(GENERATORS), self.model))
-        if self.distill not in DISTILL_MODES:
-            raise EdgeganError("--distill must be one of %s, got %r" % (", ".join(DISTILL_MODES), self.distill))
-        if self.same_d and self.slimmable_d:
-            raise EdgeganError("--same-d and --slimmable-d are different discriminator ablations; pick one")
         if self.n_classes not in (0, 10):
             raise EdgeganError("--n-classes must be 0 (unconditional) or 10 (Fashion-MNIST), got %r" % self.n_classes)
-        for name in ("steps", "batch_size", "ngf", "ndf", "nz"):
-            if getattr(self, name) < 1:
-                raise EdgeganError("--%s must be at least 1, got %r" % (name.replace("_", "-"), getattr(self, name)))
+        validate_shared(self, ("steps", "batch_size", "ngf", "ndf", "nz"))
 
 
 def build_gan(config, size=32, out_channels=1):
     widths = sorted(float(w) for w in config.widths)
     g = GENERATORS[config.model](nz=config.nz, out_channels=out_channels, ngf=config.ngf, size=size,
                                  n_classes=config.n_classes, cbn=config.cbn, widths=widths)
-    if getattr(config, "slimmable_d", False):
-        d = SlimmableProjectionD(out_channels, ndf=config.ndf, size=size, n_classes=config.n_classes, widths=widths)
-    else:
+    if config.slimmable_d:
+        return g, SlimmableProjectionD(out_channels, ndf=config.ndf, size=size, n_classes=config.n_classes,
+                                       widths=widths)
+    try:
         d = SharedTrunkProjectionD(out_channels, ndf=config.ndf, size=size, n_classes=config.n_classes,
                                    n_share=config.d_share, n_heads=1 if config.same_d else len(widths))
+    except ValueError as e:  # n_share beyond the discriminator's stages
+        raise EdgeganError("--d-share %d: %s" % (config.d_share, e))
     return g, d
-
-
-def d_schedule(d_net, widths):
-    """``[(head, context)]`` per generator width: which discriminator head scores it, and a context manager
-    that sets a slimmable discriminator to that width (a no-op for the shared-trunk one)."""
-    if getattr(d_net, "slimmable", False):
-        return [(0, lambda w=w: at_width(d_net, w)) for w in widths]
-    # head i scores width i (head 0 scores all under "same D")
-    return [(min(i, len(d_net.heads) - 1), contextlib.nullcontext) for i in range(len(widths))]
 
 
 def _gen_args(generator, z, y):

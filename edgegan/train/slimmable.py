@@ -20,7 +20,6 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -29,8 +28,10 @@ from ..checkpoint import FORMAT
 from ..errors import EdgeganError
 from ..models import DEFAULT_WIDTHS, ResnetGenerator, SharedTrunkPatchGAN, SlimmablePatchGAN
 from ..nn import at_width
-from .losses import DISTILL_MODES, d_hinge_loss, g_hinge_loss, inplace_distillation
+from .losses import d_hinge_loss, g_hinge_loss, inplace_distillation
 from .metrics import evaluate_widths, width_key
+from .recalibrate import recalibrate_bn
+from .recipe_options import d_schedule, validate_shared
 
 ADAM_BETAS = (0.5, 0.999)  # pix2pix / SlimGAN
 
@@ -72,17 +73,9 @@ class SlimmableConfig:
     device: str = "cpu"
 
     def validate(self):
-        if self.distill not in DISTILL_MODES:
-            raise EdgeganError("--distill must be one of %s, got %r" % (", ".join(DISTILL_MODES), self.distill))
         if not self.widths or any(not 0.0 < float(w) <= 1.0 for w in self.widths):
             raise EdgeganError("--widths must be multipliers in (0, 1], got %s" % (self.widths,))
-        for name in ("steps", "batch_size", "ngf", "ndf"):
-            if getattr(self, name) < 1:
-                raise EdgeganError("--%s must be at least 1, got %r" % (name.replace("_", "-"), getattr(self, name)))
-        if self.same_d and self.slimmable_d:
-            raise EdgeganError("--same-d and --slimmable-d are different discriminator ablations; pick one")
-        if self.d_share < 0:
-            raise EdgeganError("--d-share must be 0 or more, got %r" % self.d_share)
+        validate_shared(self, ("steps", "batch_size", "ngf", "ndf"))
 
 
 def resolve_device(name):
@@ -176,8 +169,6 @@ def train_step(generator, discriminator, opt_g, opt_d, inputs, targets, config, 
     """
     from .distributed import unwrap
 
-    from .slimgan import d_schedule
-
     g_net, d_net = unwrap(generator), unwrap(discriminator)
     widths = g_net.widths  # ascending
     schedule = d_schedule(d_net, widths)  # per width: its head, and the D's width (slimmable D)
@@ -219,34 +210,6 @@ def train_step(generator, discriminator, opt_g, opt_d, inputs, targets, config, 
     n = len(widths)
     return {"d": loss_d.item() / n, "g": adversarial.item() / n, "l1": reconstruction.item() / n,
             "distill": distillation.item()}
-
-
-@torch.no_grad()
-def recalibrate_bn(generator, batches, n_batches, device):
-    """Re-estimate each width's BatchNorm running statistics as exact averages over ``n_batches``.
-
-    During training the statistics are moving averages over past weights; with the weights
-    fixed, a cumulative average (``momentum=None``) over fresh batches matches them exactly.
-    """
-    norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]
-    if not norms:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    was_training = generator.training
-    generator.train()
-    try:
-        for _ in range(n_batches):
-            inputs, _ = next(batches)
-            for w in generator.widths:
-                with at_width(generator, w):
-                    generator(inputs.to(device))
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        generator.train(was_training)
 
 
 def _summary(metrics):
@@ -332,8 +295,8 @@ def train_slimmable(config, train_set, test_set, progress=True, resume=None, sav
         logger.close()
     bar.close()
     final_state = resume_state(max(start_step, config.steps), opt_g, opt_d, history)
-    if config.recalibrate_bn:
-        recalibrate_bn(generator, batches, config.recalibrate_bn, device)
+    if config.recalibrate_bn:  # exact statistics of every width over fresh training batches
+        recalibrate_bn(generator, [next(batches)[0] for _ in range(config.recalibrate_bn)], device=device)
     train_seconds = time.perf_counter() - start
 
     metrics = evaluate_widths(generator, test_set, generator.widths, device)
