@@ -50,7 +50,7 @@ from edgegan.subnet import SubnetConfig, cost, extract
 from edgegan.targets.onnx import INPUT_NAME, compile_onnx
 from edgegan.train.anycost import train_anycost
 from edgegan.train.classifier import load_classifier
-from edgegan.train.data import load_pair
+from edgegan.data import load_pair
 from edgegan.train.distill import finetune_subnet, train_supernet
 from edgegan.train.gan_metrics import classifier_outputs, fd_fmnist
 from edgegan.train.losses import d_hinge_loss, g_hinge_loss

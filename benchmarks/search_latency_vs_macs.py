@@ -43,7 +43,7 @@ from edgegan.checkpoint import load_generator, save_checkpoint
 from edgegan.cli._common import format_table
 from edgegan.runtime.bundle import write_json_atomic
 from edgegan.runtime.fps import environment
-from edgegan.train.data import load_pair
+from edgegan.data import load_pair
 from edgegan.subnet import cost
 from edgegan.train.search import LatencyTable, SearchSpace, measure_latency_table, psnr_evaluator, search
 

@@ -168,7 +168,7 @@ def print_noise(result):
 # ---------------------------------------------------------------- edges → shoes
 
 def run_paired(args):
-    from edgegan.train.data import load_pair
+    from edgegan.data import load_pair
     from edgegan.train.metrics import evaluate_widths
     from edgegan.train.slimmable import SlimmableConfig, train_slimmable
 

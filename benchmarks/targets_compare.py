@@ -55,7 +55,7 @@ def shoe_edges(n, size, seed=0):
     """Real inputs: Fashion-MNIST shoe edge maps (the training convention), upscaled, three channels."""
     import cv2
 
-    from edgegan.train.data import FashionMnistShoes
+    from edgegan.data import FashionMnistShoes
 
     ds = FashionMnistShoes("test", size=32)
     idx = np.random.default_rng(seed).choice(len(ds), n, replace=False)

@@ -9,80 +9,16 @@ function as the elastic model at that configuration. ``cost(module, input_shape)
 """
 
 import copy
-import hashlib
-import json
-from collections import OrderedDict
 
 import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.utils.flop_counter import FlopCounterMode
 
-from .nn.width import channel_slots, set_width, width_to_channels
+from .nn.config import SubnetConfig
+from .nn.width import set_width
 
-
-class SubnetConfig(object):
-    """A width multiplier (``width=0.5``) or per-slot channel counts (``channels={"stem": 8, ...}``)."""
-
-    def __init__(self, width=None, channels=None, name=None):
-        if (width is None) == (channels is None):
-            raise ValueError("give exactly one of width or channels")
-        if width is not None and not 0.0 < float(width) <= 1.0:
-            raise ValueError("width must be in (0, 1], got %r" % (width,))
-        self.width = None if width is None else float(width)
-        self.channels = None if channels is None else OrderedDict((str(k), int(v)) for k, v in channels.items())
-        self._name = name
-
-    @classmethod
-    def coerce(cls, value):
-        if isinstance(value, SubnetConfig):
-            return value
-        if isinstance(value, (int, float)):
-            return cls(width=value)
-        if isinstance(value, dict):
-            return cls.from_dict(value)
-        raise TypeError("expected a width, a channel dict or a SubnetConfig, got %r" % (value,))
-
-    @classmethod
-    def from_dict(cls, d):
-        if "width" in d or "channels" in d:
-            return cls(width=d.get("width"), channels=d.get("channels"), name=d.get("name"))
-        return cls(channels=d)
-
-    def to_dict(self):
-        d = {"name": self.name}
-        if self.width is not None:
-            d["width"] = self.width
-        else:
-            d["channels"] = dict(self.channels)
-        return d
-
-    @property
-    def name(self):
-        if self._name:
-            return self._name
-        if self.width is not None:
-            return "w%g" % self.width
-        digest = hashlib.sha1(json.dumps(self.channels, sort_keys=True).encode()).hexdigest()[:8]
-        return "c-" + digest
-
-    def resolve(self, model):
-        """Slot → channel count for ``model``."""
-        slots = channel_slots(model)
-        if self.width is not None:
-            return OrderedDict((k, width_to_channels(self.width, s.max_channels)) for k, s in slots.items())
-        return OrderedDict(self.channels)
-
-    def __eq__(self, other):
-        return isinstance(other, SubnetConfig) and self.width == other.width and self.channels == other.channels
-
-    def __hash__(self):
-        return hash((self.width, tuple(self.channels.items()) if self.channels else None))
-
-    def __repr__(self):
-        if self.width is not None:
-            return "SubnetConfig(width=%g)" % self.width
-        return "SubnetConfig(channels=%s)" % dict(self.channels)
+__all__ = ["SubnetConfig", "cost", "count_params", "default_input_shape", "extract"]
 
 
 def default_input_shape(model, size=64):

@@ -17,7 +17,7 @@ from edgegan.models import ResnetGenerator
 from edgegan.nn import at_width
 from edgegan.train.anycost import (PerceptualFeatures, consistency_error, consistency_loss, resolve_widths,
                                    sort_preserving, train_anycost)
-from edgegan.train.data import FMNIST_DEBIAN_ROOT
+from edgegan.data import FMNIST_DEBIAN_ROOT
 from edgegan.train.recalibrate import recalibrate_bn
 
 needs_fmnist = pytest.mark.skipif(not os.path.isfile(os.path.join(FMNIST_DEBIAN_ROOT, "t10k-images-idx3-ubyte.gz")),

@@ -11,7 +11,7 @@ from edgegan.checkpoint import load_generator, save_checkpoint
 from edgegan.cli import main
 from edgegan.models import MobileResnetGenerator, ResnetGenerator
 from edgegan.subnet import SubnetConfig, cost
-from edgegan.train.data import FMNIST_DEBIAN_ROOT
+from edgegan.data import FMNIST_DEBIAN_ROOT
 from edgegan.train.distill import evaluate_config, finetune_subnet, train_supernet
 from edgegan.train.search import search_checkpoint_configs, select_front
 
@@ -87,7 +87,7 @@ def test_ppcd_eval_every_prints_held_out_psnr():
 
 
 def _fmnist_supernet(path):
-    from edgegan.train.data import FashionMnistShoes
+    from edgegan.data import FashionMnistShoes
 
     torch.manual_seed(0)
     teacher = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="in")

@@ -11,7 +11,7 @@ import torch
 
 from edgegan.errors import DatasetError, InputError
 from edgegan.runtime.edges import edges_from_image
-from edgegan.train.data import (FMNIST_DEBIAN_ROOT, AlignedFolder, FashionMnistShoes, load_pair, read_idx,
+from edgegan.data import (FMNIST_DEBIAN_ROOT, AlignedFolder, FashionMnistShoes, load_pair, read_idx,
                                 to_tensor, to_uint8)
 
 needs_fmnist = pytest.mark.skipif(not os.path.isfile(os.path.join(FMNIST_DEBIAN_ROOT, "t10k-images-idx3-ubyte.gz")),

@@ -70,7 +70,7 @@ def test_train_supernet_checkpoint_loads_and_searches(tmp_path):
 
     from edgegan.checkpoint import load_generator, save_checkpoint
     from edgegan.cli import main
-    from edgegan.train.data import FMNIST_DEBIAN_ROOT, FashionMnistShoes
+    from edgegan.data import FMNIST_DEBIAN_ROOT, FashionMnistShoes
     from edgegan.train.distill import train_supernet
 
     if not os.path.isfile(os.path.join(FMNIST_DEBIAN_ROOT, "t10k-images-idx3-ubyte.gz")):

@@ -9,7 +9,7 @@ from edgegan.cli import main
 
 def _fmnist_or_skip():
     try:
-        from edgegan.train.data import fmnist_paths
+        from edgegan.data import fmnist_paths
 
         fmnist_paths(None, "test")
     except Exception as e:

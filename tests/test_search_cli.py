@@ -6,7 +6,7 @@ import os
 import pytest
 
 from edgegan.cli import main
-from edgegan.train.data import FMNIST_DEBIAN_ROOT
+from edgegan.data import FMNIST_DEBIAN_ROOT
 
 needs_fmnist = pytest.mark.skipif(not os.path.isfile(os.path.join(FMNIST_DEBIAN_ROOT, "t10k-images-idx3-ubyte.gz")),
                                   reason="Fashion-MNIST (Debian dataset-fashion-mnist) not installed")

@@ -349,7 +349,7 @@ def test_slimgan_recipe_smoke(model, n_classes, tmp_path, capsys):
 
     path = save_checkpoint(str(tmp_path / "g.pt"), ckpt)
     try:
-        from edgegan.train.data import fmnist_paths
+        from edgegan.data import fmnist_paths
 
         fmnist_paths(None, "test")
     except Exception as e:
@@ -380,7 +380,7 @@ def test_train_slimgan_cli_one_step(tmp_path, capsys):
 
     from edgegan.checkpoint import load_generator
     from edgegan.cli.train_slimgan import main
-    from edgegan.train.data import fmnist_paths
+    from edgegan.data import fmnist_paths
 
     try:
         fmnist_paths(None, "train")

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from edgegan.checkpoint import load_checkpoint, load_generator, save_checkpoint
 from edgegan.cli import main
 from edgegan.errors import EdgeganError
-from edgegan.train.data import FMNIST_DEBIAN_ROOT, FashionMnistShoes
+from edgegan.data import FMNIST_DEBIAN_ROOT, FashionMnistShoes
 from edgegan.train.losses import d_hinge_loss, g_hinge_loss, inplace_distillation
 from edgegan.train.metrics import evaluate_widths, psnr, ssim
 from edgegan.train.slimmable import SlimmableConfig, resolve_device, train_slimmable

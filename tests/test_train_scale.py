@@ -130,7 +130,7 @@ def test_distributed_is_a_no_op_unlaunched(monkeypatch):
 
 def _fmnist_or_skip():
     try:
-        from edgegan.train.data import fmnist_paths
+        from edgegan.data import fmnist_paths
 
         fmnist_paths(None, "train")
     except Exception as e:
@@ -182,7 +182,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
 
 def test_paired_recipe_resume_equals_straight_run(tmp_path, one_thread):
     """The paired (edges → image) recipe: 2 steps + resume 3 equals 5 straight (crosses an epoch)."""
-    from edgegan.train.data import FMNIST_DEBIAN_ROOT, FashionMnistShoes
+    from edgegan.data import FMNIST_DEBIAN_ROOT, FashionMnistShoes
     from edgegan.train.slimmable import SlimmableConfig, train_slimmable
 
     if not os.path.isfile(os.path.join(FMNIST_DEBIAN_ROOT, "t10k-images-idx3-ubyte.gz")):

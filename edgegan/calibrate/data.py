@@ -83,7 +83,7 @@ class CalibrationSet(object):
 
 
 def _from_training_data(data, n, n_held_out, seed):
-    from ..train.data import FashionMnistShoes
+    from ..data import FashionMnistShoes
 
     if data.get("name") != FashionMnistShoes.name:
         raise DatasetError("this checkpoint was trained on %r, which edgegan cannot reload by name; pass "

@@ -86,7 +86,7 @@ def evaluate_paired(args, generator, ckpt):
     import torch
 
     from ..errors import EdgeganError
-    from ..train.data import load_pair
+    from ..data import load_pair
     from ..train.metrics import evaluate_widths, width_key
 
     data = args.data or ckpt.get("train", {}).get("data") or ckpt.get("data", {}).get("name")

@@ -100,7 +100,7 @@ def run(args):
     from torch.utils.data import DataLoader
 
     from ..checkpoint import load_generator
-    from ..train.data import load_pair
+    from ..data import load_pair
     from ..train.search import SearchSpace, psnr_evaluator, search
 
     if args.threads:

@@ -160,7 +160,7 @@ def run_slimmable(args):
 def _run_slimmable(args):
     from ..checkpoint import save_checkpoint
     from ..errors import EdgeganError
-    from ..train.data import load_pair
+    from ..data import load_pair
     from ..train.slimmable import SlimmableConfig, resolve_device, train_slimmable
 
     _configure_threads(args)
@@ -358,7 +358,7 @@ def _finish(args, ckpt, test_set):
 
 def run_supernet(args):
     check_output_path(args.out, args.force)
-    from ..train.data import load_pair
+    from ..data import load_pair
     from ..train.distill import train_supernet
     from ..train.slimmable import resolve_device
 
@@ -418,7 +418,7 @@ def _search_into(ckpt, test_set, args):
 def run_ppcd(args):
     check_output_path(args.out, args.force)
     from ..checkpoint import load_generator
-    from ..train.data import load_pair
+    from ..data import load_pair
     from ..train.prune import train_ppcd
     from ..train.slimmable import resolve_device
 
@@ -506,7 +506,7 @@ def run_anycost(args):
     from ..errors import EdgeganError
     from ..models import ResnetGenerator
     from ..train.anycost import train_anycost
-    from ..train.data import load_pair
+    from ..data import load_pair
     from ..train.slimmable import resolve_device
 
     _configure_threads(args)

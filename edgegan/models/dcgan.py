@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from ..nn import ElasticConv2d, ElasticConvTranspose2d, Slot, SwitchableBatchNorm2d
 from ..nn.cond_norm import SliceableConditionalBatchNorm2d, SwitchableConditionalBatchNorm2d, takes_label
-from ..nn.width import width_to_channels
+from ..nn.slots import width_to_channels
 
 DEFAULT_WIDTHS = (0.25, 0.5, 0.75, 1.0)
 CBN_KINDS = ("sliceable", "switchable")

@@ -17,7 +17,7 @@ from collections import OrderedDict
 import torch.nn as nn
 
 from ..nn import ElasticConv2d, ElasticConvTranspose2d, Slot
-from ..nn.sorting import Group, _chain
+from ..nn.sorting import Group, conv_norm_chain
 from .resnet_generator import DEFAULT_WIDTHS, ResnetGenerator, _norm
 
 
@@ -86,8 +86,8 @@ class MobileResnetGenerator(ResnetGenerator):
 
     def sorting_groups(self):
         """Channel groups for ``edgegan.nn.sorting.sort_channels`` (depthwise convs pass channels through)."""
-        stem, down, up, head = (_chain(list(s)) for s in (self.stem, self.down, self.up, self.head))
-        blocks = [_chain(list(b.body)) for b in self.blocks]  # [dw1, pw1, dw2, pw2]
+        stem, down, up, head = (conv_norm_chain(list(s)) for s in (self.stem, self.down, self.up, self.head))
+        blocks = [conv_norm_chain(list(b.body)) for b in self.blocks]  # [dw1, pw1, dw2, pw2]
         groups = [Group([stem[0]], [down[0][0]]),
                   Group([down[0]], [down[1][0]]),
                   Group([down[1]] + [b[3] for b in blocks], [b[1][0] for b in blocks] + [up[0][0]],

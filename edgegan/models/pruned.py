@@ -11,7 +11,19 @@ keys, running its top-level children in order. A checkpoint stores it as::
 
 import torch.nn as nn
 
-__all__ = ["PrunedGenerator", "module_spec"]
+__all__ = ["PrunableBlock", "PrunedGenerator", "module_spec"]
+
+
+class PrunableBlock(nn.Module):
+    """A residual block ``x + transition(body(x))``; ``body`` holds ``ChannelMask``s until pruned."""
+
+    def __init__(self, body, transition):
+        super().__init__()
+        self.body = nn.Sequential(*body)
+        self.transition = transition
+
+    def forward(self, x):
+        return x + self.transition(self.body(x))
 
 
 def _pair(v):
@@ -46,8 +58,6 @@ def _leaf_spec(m):
 
 def module_spec(module):
     """The module tree of ``module`` as plain values (see the module docstring)."""
-    from ..train.prune import PrunableBlock
-
     if isinstance(module, PrunableBlock):
         return {"type": "PrunableBlock", "body": module_spec(module.body),
                 "transition": module_spec(module.transition)}
@@ -59,8 +69,6 @@ def module_spec(module):
 
 
 def _build(spec):
-    from ..train.prune import PrunableBlock
-
     t = spec["type"]
     kw = {k: v for k, v in spec.items() if k != "type"}
     if t == "PrunableBlock":

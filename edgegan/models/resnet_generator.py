@@ -10,7 +10,8 @@ from collections import OrderedDict
 import torch.nn as nn
 
 from ..nn import ElasticConv2d, ElasticConvTranspose2d, ElasticInstanceNorm2d, Slot, SwitchableBatchNorm2d
-from ..nn.width import width_to_channels
+from ..nn.slots import width_to_channels
+from ..nn.sorting import Group, conv_norm_chain
 
 DEFAULT_WIDTHS = (0.25, 0.5, 0.75, 1.0)
 NORMS = ("bn", "in")
@@ -114,3 +115,15 @@ class ResnetGenerator(nn.Module):
         slots["up1"] = Slot(up[0].out_channels, [up[0]])
         slots["up2"] = Slot(up[1].out_channels, [up[1]])
         return slots
+
+    def sorting_groups(self):
+        """Channel groups for ``edgegan.nn.sorting.sort_channels``: each slot's producers and the convs that
+        read them (the residual stream is one group across every block)."""
+        stem, down, up, head = (conv_norm_chain(list(s)) for s in (self.stem, self.down, self.up, self.head))
+        blocks = [conv_norm_chain(list(b.body)) for b in self.blocks]
+        groups = [Group([stem[0]], [down[0][0]]),
+                  Group([down[0]], [down[1][0]]),
+                  Group([down[1]] + [b[1] for b in blocks], [b[0][0] for b in blocks] + [up[0][0]])]
+        groups += [Group([b[0]], [b[1][0]]) for b in blocks]
+        groups += [Group([up[0]], [up[1][0]]), Group([up[1]], [head[0][0]])]
+        return groups

@@ -119,7 +119,7 @@ def _permute_norm(norm, perm):
             _permute_param(t, perm, 0)
 
 
-def _chain(modules):
+def conv_norm_chain(modules):
     """[(conv, following norm or None)] over a flat module list (norm before the next conv)."""
     out = []
     for m in modules:
@@ -130,24 +130,10 @@ def _chain(modules):
     return [tuple(x) for x in out]
 
 
-def _resnet_groups(model):
-    def chain(seq):
-        return _chain(list(seq))
-
-    stem, down, up, head = chain(model.stem), chain(model.down), chain(model.up), chain(model.head)
-    blocks = [chain(b.body) for b in model.blocks]
-    groups = [Group([stem[0]], [down[0][0]]),
-              Group([down[0]], [down[1][0]]),
-              Group([down[1]] + [b[1] for b in blocks], [b[0][0] for b in blocks] + [up[0][0]])]
-    groups += [Group([b[0]], [b[1][0]]) for b in blocks]
-    groups += [Group([up[0]], [up[1][0]]), Group([up[1]], [head[0][0]])]
-    return groups
-
-
 def _generic_groups(model):
     """A plain chain: every conv's output feeds the next non-depthwise conv."""
     leaves = [m for m in model.modules() if isinstance(m, CONVS + NORMS)]
-    chain = _chain(leaves)
+    chain = conv_norm_chain(leaves)
     groups = []
     i = 0
     while i < len(chain):
@@ -166,13 +152,10 @@ def _generic_groups(model):
 
 
 def sorting_groups(model):
-    """The channel groups of ``model``: its own ``sorting_groups()``, the ResNet generator's, or a chain's."""
-    from ..models.resnet_generator import ResnetGenerator
-
+    """The channel groups of ``model``: its own ``sorting_groups()`` (the generators define theirs), else a
+    plain chain's."""
     if hasattr(model, "sorting_groups"):
         return model.sorting_groups()
-    if isinstance(model, ResnetGenerator):
-        return _resnet_groups(model)
     return _generic_groups(model)
 
 

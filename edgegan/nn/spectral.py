@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .elastic import ElasticConv2d
-from .width import width_to_channels
+from .slots import width_to_channels
 
 
 class SlicedSpectralNorm(object):

@@ -1,7 +1,7 @@
 """Edge maps from images: the one function training data and live frames both go through.
 
 The generators learn edges → image with the edges2shoes convention: dark (0) edge lines on a
-white (255) background. Training (``edgegan.train.data``) computes its inputs with
+white (255) background. Training (``edgegan.data``) computes its inputs with
 ``edges_from_image`` and the device runtime / demo call the same function on camera frames, so
 what the model sees on the device matches what it saw in training. Compute the edges on the
 image already resized to the model's input size, as training does: Canny's thresholds and the

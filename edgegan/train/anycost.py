@@ -173,7 +173,7 @@ def train_anycost(generator, train_set, steps, test_set=None, widths=None, sampl
 
     Args:
         generator: a trained elastic ``ResnetGenerator`` / ``MobileResnetGenerator`` (copied, not modified).
-        train_set, test_set: ``(input, target)`` pairs with ``describe()`` (``edgegan.train.data``);
+        train_set, test_set: ``(input, target)`` pairs with ``describe()`` (``edgegan.data``);
             ``test_set`` gives the checkpoint's per-width metrics (none without it).
         steps: fine-tuning steps.
         widths: sub-widths to train (default: the generator's); 1.0 is always the reference.

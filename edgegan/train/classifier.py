@@ -2,7 +2,7 @@
 
 FID needs Inception-v3 weights (a download); this project trains its own classifier on
 Fashion-MNIST (all 10 classes, 32² grey in [-1, 1], the 28² images padded to 32² as in
-``edgegan.train.data``) and ships it as ``edgegan/assets/fmnist_classifier.pt``.
+``edgegan.data``) and ships it as ``edgegan/assets/fmnist_classifier.pt``.
 ``edgegan.train.gan_metrics`` uses its penultimate features for a Fréchet distance
 ("FD-FMNIST") and mIC, and its class probabilities for an Inception-Score analogue.
 
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ..checkpoint import save_atomic
 from ..errors import CheckpointError
-from .data import fit_square, fmnist_paths, read_idx
+from ..data import fit_square, fmnist_paths, read_idx
 
 CLASSIFIER_FORMAT = "edgegan-classifier/1"
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")

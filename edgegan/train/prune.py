@@ -24,6 +24,7 @@ import copy
 import torch
 import torch.nn as nn
 
+from ..models.pruned import PrunableBlock
 from ..nn.masks import ChannelMask, mask_stats, masks, sparsity_loss, update_masks
 from ..subnet import cost, default_input_shape, extract
 
@@ -31,18 +32,6 @@ NORMS = (nn.BatchNorm2d, nn.InstanceNorm2d)
 
 #: weight of the sparsity loss in PPCD's total loss
 LAMBDA_PP = 0.01
-
-
-class PrunableBlock(nn.Module):
-    """A residual block ``x + transition(body(x))``; ``body`` holds ``ChannelMask``s until pruned."""
-
-    def __init__(self, body, transition):
-        super().__init__()
-        self.body = nn.Sequential(*body)
-        self.transition = transition
-
-    def forward(self, x):
-        return x + self.transition(self.body(x))
 
 
 def _is_regular_conv(m):

@@ -221,7 +221,7 @@ def train_slimmable(config, train_set, test_set, progress=True, resume=None, sav
     """Train a slimmable generator on ``train_set`` and return its checkpoint dict.
 
     ``train_set`` / ``test_set`` yield ``(input, target)`` pairs in [-1, 1] and have ``describe()``
-    (see ``edgegan.train.data``). Every ``eval_every`` steps the first ``eval_images`` held-out
+    (see ``edgegan.data``). Every ``eval_every`` steps the first ``eval_images`` held-out
     pairs are scored; at the end the whole held-out set is.
 
     Resumable like ``edgegan.train.slimgan.train_slimgan``: the dict carries ``"resume"``
