@@ -1,0 +1,106 @@
+"""Anycost's defining behaviour (METHODS.md §3).
+
+* sorting by importance leaves the full width's function unchanged and puts the most important
+  channels first (a hand-checked permutation);
+* the consistency loss aims every sub-width at the *detached* full-width output: it moves the
+  sub-networks toward the full width, never the full width toward them.
+"""
+
+import pytest
+import torch
+import torch.nn as nn
+from conftest import with_bn_statistics
+from pairs_data import Pairs
+
+from edgegan.models import ResnetGenerator
+from edgegan.nn import ElasticConv2d, ElasticConvTranspose2d, SwitchableBatchNorm2d
+from edgegan.nn.sorting import sort_channels
+from edgegan.nn.slots import width_to_channels
+from edgegan.train.anycost import consistency_loss, train_anycost
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_sorting_a_chain_by_hand():
+    """Output-channel importance (L1 of each kernel) 1, 3, 2 → order [1, 2, 0]: the producer's rows, its
+    BatchNorm and the consumer's input columns move together, so the function is the same."""
+    conv1 = nn.Conv2d(2, 3, 1, bias=True)
+    bn = nn.BatchNorm2d(3)
+    conv2 = nn.Conv2d(3, 2, 1, bias=False)
+    with torch.no_grad():
+        conv1.weight.copy_(torch.tensor([[0.5, -0.5], [1.0, -2.0], [-1.5, 0.5]]).view(3, 2, 1, 1))
+        conv1.bias.copy_(torch.tensor([0.1, 0.2, 0.3]))
+        bn.running_mean.copy_(torch.tensor([1.0, 2.0, 3.0]))
+        bn.running_var.copy_(torch.tensor([4.0, 5.0, 6.0]))
+        bn.weight.copy_(torch.tensor([7.0, 8.0, 9.0]))
+        conv2.weight.copy_(torch.arange(6.0).view(2, 3, 1, 1))
+    net = nn.Sequential(conv1, bn, nn.ReLU(), conv2).eval()
+    x = torch.randn(4, 2, 3, 3)
+    with torch.no_grad():
+        ref = net(x)
+    (perm,) = sort_channels(net)
+    assert perm.tolist() == [1, 2, 0]
+    assert conv1.bias.tolist() == pytest.approx([0.2, 0.3, 0.1])
+    assert bn.running_mean.tolist() == [2.0, 3.0, 1.0] and bn.weight.tolist() == [8.0, 9.0, 7.0]
+    assert conv2.weight.view(2, 3).tolist() == [[1.0, 2.0, 0.0], [4.0, 5.0, 3.0]]
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), ref)
+
+
+def test_consistency_loss_targets_the_detached_full_width_output():
+    """ℓ = mean((G_w − sg G_1)²): ∂ℓ/∂G_w = 2(G_w − G_1)/n, and nothing reaches G_1."""
+    sub = torch.tensor([[1.0, 2.0], [3.0, 5.0]], requires_grad=True)
+    full = torch.tensor([[0.0, 2.0], [4.0, 1.0]], requires_grad=True)
+    total, mse, _ = consistency_loss(sub, full)
+    total.backward()
+    assert float(mse.detach()) == pytest.approx((1 + 0 + 1 + 16) / 4)
+    assert sub.grad.tolist() == [[0.5, 0.0], [-0.5, 2.0]]
+    assert full.grad is None
+
+
+def _exclusive_to_full_width(module, widths):
+    """Boolean masks of the entries of each elastic weight, and of the BatchNorms, that only width 1.0 uses."""
+    below = max(w for w in widths if w < 1.0)
+    out = {}
+    for name, m in module.named_modules():
+        if isinstance(m, (ElasticConv2d, ElasticConvTranspose2d)):
+            w = m.weight
+            if isinstance(m, ElasticConvTranspose2d):  # in × out
+                n_in, n_out = w.shape[0], w.shape[1]
+            else:
+                n_out, n_in = w.shape[0], w.shape[1]
+            o = n_out if m.fixed_out else width_to_channels(below, n_out)
+            i = n_in if n_in == module.hparams["in_channels"] else width_to_channels(below, n_in)
+            mask = torch.ones_like(w, dtype=torch.bool)
+            if isinstance(m, ElasticConvTranspose2d):
+                mask[:i, :o] = False
+            else:
+                mask[:o, :i] = False
+            out[name + ".weight"] = mask
+        elif isinstance(m, SwitchableBatchNorm2d):
+            for p in ("weight", "bias"):
+                out["%s.bn.%d.%s" % (name, len(m.bn) - 1, p)] = torch.ones_like(getattr(m.bn[-1], p), dtype=torch.bool)
+    return out
+
+
+def test_consistency_training_leaves_what_only_the_full_width_uses_untouched():
+    """With the full width's own loss off (λ_L1 = 0), the consistency loss alone trains: the sub-widths move,
+    and the weights only width 1.0 uses do not (Adam leaves a weight with a zero gradient in place)."""
+    torch.manual_seed(0)
+    g = with_bn_statistics(ResnetGenerator(1, 1, ngf=8, n_blocks=1, norm="bn"), (4, 1, 16, 16))
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    ckpt = train_anycost(g, Pairs(8), 2, batch_size=4, lambda_l1=0.0, sample="all", sort=False,
+                         recalibrate_batches=0, log=lambda line: None)
+    after = ckpt["generator"]["state_dict"]
+    exclusive = _exclusive_to_full_width(g, g.widths)
+    assert exclusive
+    for name, mask in exclusive.items():
+        assert torch.equal(after[name][mask], before[name][mask]), name
+        if ".bn." not in name:  # the part the sub-widths share did train
+            assert not torch.equal(after[name][~mask], before[name][~mask]), name
