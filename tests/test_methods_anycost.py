@@ -9,14 +9,17 @@
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from conftest import with_bn_statistics
+from method_grads import assert_grads_equal, frozen_optimizer, reference_grads, step_grads
 from pairs_data import Pairs
 
 from edgegan.models import ResnetGenerator
 from edgegan.nn import ElasticConv2d, ElasticConvTranspose2d, SwitchableBatchNorm2d
 from edgegan.nn.sorting import sort_channels
 from edgegan.nn.slots import width_to_channels
-from edgegan.train.anycost import consistency_loss, train_anycost
+from edgegan.nn import at_width
+from edgegan.train.anycost import anycost_step, consistency_loss, train_anycost
 
 
 @pytest.fixture(autouse=True)
@@ -104,3 +107,22 @@ def test_consistency_training_leaves_what_only_the_full_width_uses_untouched():
         assert torch.equal(after[name][mask], before[name][mask]), name
         if ".bn." not in name:  # the part the sub-widths share did train
             assert not torch.equal(after[name][~mask], before[name][~mask]), name
+
+
+def test_anycost_step_follows_the_consistency_loss():
+    """L = λ_L1·|G_1(x) − y| + λ_c·mean over the drawn sub-widths of mean((G_w(x) − sg G_1(x))²)."""
+    torch.manual_seed(0)
+    g = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="in").train()
+    data = Pairs(4)
+    losses = anycost_step(g, frozen_optimizer(g), data.x, data.y, [0.25, 0.75], lambda_l1=2.0, lambda_consistency=3.0)
+    step = step_grads(g)
+    full = g(data.x)
+    subs = []
+    for w in (0.25, 0.75):
+        with at_width(g, w):
+            subs.append(g(data.x))
+    consistency = sum(((s - full.detach()) ** 2).mean() for s in subs) / 2
+    assert_grads_equal(step, reference_grads(2.0 * (full - data.y).abs().mean() + 3.0 * consistency, g))
+    assert losses["consistency"] == pytest.approx(float(consistency.detach()), rel=1e-5)
+    assert losses["l1"] == pytest.approx(float(F.l1_loss(full, data.y).detach()), rel=1e-5)
+    assert losses["widths"] == [0.25, 0.75]
