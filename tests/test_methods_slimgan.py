@@ -263,3 +263,55 @@ def test_sliceable_cbn_in_the_exported_onnx_graph():
         out = session.run(None, {"x": x.numpy(), "label": y.numpy()})[0]
         expected = _cbn_formula(cbn, i, x, y, training=False).detach().numpy()
         assert np.abs(out - expected).max() <= 1e-4
+
+
+# --- the options both recipes share ------------------------------------------------------------------
+
+@pytest.mark.parametrize("change,message", [
+    (dict(distill="sideways"), "--distill must be one of stepwise, naive, none, got 'sideways'"),
+    (dict(same_d=True, slimmable_d=True), "--same-d and --slimmable-d are different discriminator ablations"),
+    (dict(d_share=-1), "--d-share must be 0 or more, got -1"),
+    (dict(batch_size=0), "--batch-size must be at least 1, got 0"),
+    (dict(steps=0), "--steps must be at least 1, got 0"),
+])
+def test_recipe_options_are_checked_with_the_flag_named(change, message):
+    from edgegan.errors import EdgeganError
+    from edgegan.train.slimgan import SlimGANConfig
+    from edgegan.train.slimmable import SlimmableConfig
+
+    for cls in (SlimmableConfig, SlimGANConfig):
+        cls().validate()  # the defaults are valid
+        with pytest.raises(EdgeganError) as e:
+            cls(**change).validate()
+        assert str(e.value).startswith(message)
+    SlimmableConfig(d_share=0, steps=1, batch_size=1, ngf=1, ndf=1).validate()  # the bounds themselves are allowed
+
+
+def test_inplace_distillation_defaults_and_errors():
+    outs = [torch.full((1, 1, 2, 2), v) for v in (0.0, 1.0, 3.0)]
+    assert torch.equal(inplace_distillation(outs), inplace_distillation(outs, "stepwise"))  # stepwise by default
+    assert float(inplace_distillation(outs[:1])) == 0.0  # one width: nothing to distil
+    with pytest.raises(ValueError, match=r"distillation mode must be one of \('stepwise', 'naive', 'none'\), "
+                                         r"got 'sideways'"):
+        inplace_distillation(outs, "sideways")
+
+
+def test_discriminator_schedule_per_ablation():
+    """Shared D: head i for width i; same D: head 0 for every width; slimmable D: head 0 at the width's own
+    channels."""
+    from edgegan.models import SlimmablePatchGAN
+    from edgegan.nn import current_config
+    from edgegan.train.recipe_options import d_schedule
+
+    shared = SharedTrunkPatchGAN(2, ndf=4, n_layers=2, n_heads=4)
+    assert [head for head, _ in d_schedule(shared, WIDTHS)] == [0, 1, 2, 3]
+    same = SharedTrunkPatchGAN(2, ndf=4, n_layers=2, n_heads=1)
+    assert [head for head, _ in d_schedule(same, WIDTHS)] == [0, 0, 0, 0]
+    slim = SlimmablePatchGAN(2, ndf=4, n_layers=2, widths=WIDTHS)
+    for (head, ctx), w in zip(d_schedule(slim, WIDTHS), WIDTHS):
+        with ctx():
+            assert head == 0 and current_config(slim).width == w
+        assert current_config(slim).width == 1.0
+    for (_, ctx) in d_schedule(shared, WIDTHS):
+        with ctx():
+            assert current_config(shared).width == 1.0

@@ -79,7 +79,8 @@ def register(sub):
                         "updated and \"configs\": [winner], which `edgegan build --checkpoint` compiles")
     f.add_argument("--teacher", metavar="CKPT.pt",
                    help="also distil from this teacher (L1 to its output + its features through the "
-                        "supernet's stored adapters); default: L1 to the target only")
+                        "supernet's stored adapters); default: L1 to the target only. On an unpaired data set "
+                        "it is needed: its outputs are the targets, in the search too")
     f.add_argument("--finetune-lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
     f.add_argument("--finetune-batch-size", type=int, default=16, help="default 16")
     o = p.add_argument_group("output")
@@ -126,6 +127,13 @@ def run(args):
         raise EdgeganError("--eval-images %d: %s" % (args.eval_images, e))
     inputs, targets = next(iter(DataLoader(val, batch_size=len(val))))
     test_inputs, test_targets = next(iter(DataLoader(test, batch_size=len(test))))
+    if not getattr(train, "paired", True):  # unpaired → paired (GAN Compression): the teacher's outputs are the targets
+        if not args.teacher:
+            raise EdgeganError("the data set is unpaired: its targets are not the inputs' translations; give "
+                               "--teacher CKPT, whose outputs are then the targets the candidates are scored on")
+        teacher_gen, _ = load_generator(args.teacher)
+        with torch.no_grad():
+            targets, test_targets = teacher_gen.eval()(inputs), teacher_gen(test_inputs)
     calib = [x for x, _ in itertools.islice(DataLoader(rest, batch_size=16), args.recalibrate)] \
         if args.recalibrate else None
     space = SearchSpace.from_model(gen, step=args.step, choices=args.choices)

@@ -332,9 +332,9 @@ def _register_ppcd(recipes):
     g.add_argument("--lambda-cd", type=float, default=1.0, help="weight of attention distillation (default 1)")
     g.add_argument("--lambda-recon", type=float, default=0.0,
                    help="weight of an extra L1 term to the teacher's output (default 0: PPCD's loss). The paper "
-                        "has no pixel-level term; this one keeps the pruned generator's outputs close to the "
-                        "teacher's, which raises PSNR in short runs at the expense of the adversarial and "
-                        "attention terms' share of the loss")
+                        "has no pixel-level term: its pruned generator follows the teacher through the attention "
+                        "maps and the discriminator only; this term also pulls its outputs toward the teacher's "
+                        "pixel by pixel (what PSNR measures)")
     g.add_argument("--mask-lr", type=float, help="learning rate of the mask parameters (default: --lr)")
     g.add_argument("--mask-init", type=float, default=0.01, help="initial mask parameter w (default 0.01: m ≈ 1)")
     add_optimisation_arguments(p)
@@ -403,7 +403,7 @@ def run_supernet(args):
     if val_set is not None:
         ckpt["train"]["validation"] = {"split": "train", "images": len(val_set), "seed": VALIDATION_SEED}
     if searching:
-        _search_into(ckpt, val_set, test_set, args)
+        _search_into(ckpt, val_set, test_set, teacher, args)
     _finish(args, ckpt, test_set)
     if ckpt.get("configs") and not args.json:
         print(format_table([{"name": e["config"]["name"], "macs": e["macs"], "params": e["params"],
@@ -416,7 +416,7 @@ def run_supernet(args):
         print("`edgegan build --checkpoint %s` builds these configs" % args.out)
 
 
-def _search_into(ckpt, val_set, test_set, args):
+def _search_into(ckpt, val_set, test_set, teacher, args):
     """Search the trained supernet on ``val_set`` and store the chosen front configs in ``ckpt["configs"]``,
     with the front's PSNR on the held-out test pairs (the ones the checkpoint's metrics are on)."""
     import torch
@@ -432,6 +432,9 @@ def _search_into(ckpt, val_set, test_set, args):
     inputs, targets = next(iter(DataLoader(val_set, batch_size=len(val_set))))
     n_test = min(len(test_set), args.eval_images) if args.eval_images else len(test_set)
     test_x, test_y = next(iter(DataLoader(Subset(test_set, range(n_test)), batch_size=n_test)))
+    if not getattr(val_set, "paired", True):  # unpaired → paired: the teacher's outputs are the targets
+        with torch.no_grad():
+            targets, test_y = teacher.to(args.device).eval()(inputs.to(args.device)), teacher(test_x.to(args.device))
     meta = ckpt["data"]
     shape = (1, int(meta["in_channels"]), int(meta["size"]), int(meta["size"]))
     with torch.no_grad():
