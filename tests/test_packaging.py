@@ -92,6 +92,17 @@ def test_bundle_records_the_runtime_wheel(device_bundle, runtime_whl):
     assert "checkout" in entry["source"]
 
 
+def test_readme_test_command_is_what_ci_runs():
+    """CI runs the README's test command verbatim (apt-get with sudo when not root): both editable installs."""
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = [line for line in f.read().splitlines() if line.startswith("apt-get update")]
+    with open(os.path.join(REPO, ".ci", "run")) as f:
+        ci = [line for line in f.read().splitlines() if "apt-get update" in line]
+    assert len(readme) == 1 and len(ci) == 1
+    assert ci[0].replace("$SUDO ", "") == readme[0]
+    assert "-e ./edgegan-runtime -e \".[dev]\"" in readme[0]
+
+
 def test_runtime_wheel_metadata(runtime_whl):
     assert os.path.basename(runtime_whl).endswith("-py3-none-any.whl")
     wheel = email.parser.Parser().parsestr(_wheel_text(runtime_whl, ".dist-info/WHEEL"))
@@ -250,6 +261,20 @@ def test_device_help_lists_device_commands_and_names_the_full_package(device_ven
     assert proc.returncode == 0 and proc.stdout.strip() == "edgegan " + __version__
 
 
+def _write_clip(path, frames=8):
+    """A short mp4 of growing circles."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 64))
+    for i in range(frames):
+        frame = np.zeros((64, 64, 3), np.uint8)
+        cv2.circle(frame, (32, 32), 6 + 2 * i, (255, 255, 255), 2)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
 def test_device_bench_run_and_headless_demo(device_venv, device_bundle, tmp_path):
     import cv2
     import numpy as np
@@ -272,13 +297,7 @@ def test_device_bench_run_and_headless_demo(device_venv, device_bundle, tmp_path
     image = cv2.imread(out, cv2.IMREAD_UNCHANGED)
     assert image is not None and image.shape[:2] == (32, 32)
 
-    clip = str(tmp_path / "clip.mp4")
-    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 64))
-    for i in range(8):
-        frame = np.zeros((64, 64, 3), np.uint8)
-        cv2.circle(frame, (32, 32), 6 + 2 * i, (255, 255, 255), 2)
-        writer.write(frame)
-    writer.release()
+    clip = _write_clip(str(tmp_path / "clip.mp4"))
     stats = str(tmp_path / "stats.json")
     proc = _venv_run(device_venv, edgegan, "demo", "edges2shoes", "--bundle", device_bundle, "--source", clip,
                      "--headless", "--out", str(tmp_path / "demo.mp4"), "--stats", stats, "--frames", "6",
@@ -351,13 +370,23 @@ def test_runtime_wheel_on_python36_with_old_pip(runtime_whl, tmp_path):
     assert _run([os.environ["EDGEGAN_TEST_PYTHON36"], "-m", "venv", venv], timeout=300).returncode == 0
     python = os.path.join(venv, "bin", "python")
     steps = [[python, "-m", "pip", "install", "-q", "-U", "pip<22"],
-             [python, "-m", "pip", "install", "-q", "numpy==1.19.5", "onnxruntime==1.10.0"],
+             [python, "-m", "pip", "install", "-q", "numpy==1.19.5", "onnxruntime==1.10.0",
+              "opencv-python-headless==4.6.0.66"],
              [python, "-m", "pip", "install", "-q", "--no-index", runtime_whl]]
     for step in steps:
         proc = _venv_run(venv, *step)
         assert proc.returncode == 0, (step, proc.stderr[-2000:])
-    proc = _venv_run(venv, os.path.join(venv, "bin", "edgegan"), "bench", bundle, "--backend", "onnxruntime",
-                     "--warmup", "2", "--warmup-s", "0", "--runs", "5", "--json")
+    edgegan = os.path.join(venv, "bin", "edgegan")
+    proc = _venv_run(venv, edgegan, "bench", bundle, "--backend", "onnxruntime", "--warmup", "2", "--warmup-s", "0",
+                     "--runs", "5", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert report["environment"]["python"].startswith("3.6") and report["results"][0]["fps"] > 0
+    clip = _write_clip(str(tmp_path / "clip.mp4"))
+    proc = _venv_run(venv, edgegan, "run", bundle, "--backend", "onnxruntime", "--input", clip, "--edges",
+                     "--output", str(tmp_path / "out.mp4"))
+    assert proc.returncode == 0 and os.path.getsize(str(tmp_path / "out.mp4")) > 0, proc.stderr[-2000:]
+    proc = _venv_run(venv, edgegan, "demo", "edges2shoes", "--bundle", bundle, "--backend", "onnxruntime", "--source",
+                     clip, "--headless", "--stats", str(tmp_path / "stats.json"), "--frames", "4",
+                     "--power-source", "none")
+    assert proc.returncode == 0, proc.stderr[-2000:]

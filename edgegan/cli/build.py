@@ -86,9 +86,13 @@ def run(args):
         print("the runtime for the device: %s/%s (%s); on the device: python3 -m pip install --user %s/%s"
               % (out, wheel["file"], wheel["source"], out, wheel["file"]))
     steps = manifest.get("device_steps")
-    if steps:
-        print("TensorRT %s engines are built on the device: copy the bundle there and run\n"
+    if steps and steps.get("built_at_build_time") != "yes":
+        print("TensorRT %s engines are built on the device (not here: %s): copy the bundle there and run\n"
               "  python3 %s/%s      (records the engines in the manifest for the runtime)\n"
               "or the same builds as trtexec lines: sh %s/%s"
-              % (steps["tensorrt_version"], out, steps["builder"], out, steps["script"]))
+              % ("/".join(steps.get("tensorrt_versions") or [steps["tensorrt_version"]]),
+                 steps.get("built_at_build_time", "no").split(": ", 1)[-1].split("; run ")[0], out, steps["builder"],
+                 out, steps["script"]))
+    elif steps:
+        print("TensorRT engines built here (this host is the target) and recorded in %s/manifest.json" % out)
     return 0
