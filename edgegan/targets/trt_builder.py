@@ -254,7 +254,8 @@ class CudaRuntime(object):
         if self.lib is None:
             raise BuildError("%s needs libcudart.so (tried %s); add the CUDA libraries to LD_LIBRARY_PATH "
                              "(export LD_LIBRARY_PATH=/usr/local/cuda/lib64:$LD_LIBRARY_PATH)" % (purpose, ", ".join(names)))
-        self.lib.cudaGetErrorString.restype = ctypes.c_char_p
+        if lib is None:
+            self.lib.cudaGetErrorString.restype = ctypes.c_char_p
 
     def error(self, status):
         text = self.lib.cudaGetErrorString(status)
