@@ -397,10 +397,6 @@ def test_backend_refuses_an_engine_of_another_compute_capability_before_deserial
     assert trt_backend.engine_gpu_problem(None, XAVIER) == (None, None)   # a bare .engine file: nothing recorded
 
 
-class _NoGpuError(trt_builder.BuildError):
-    pass
-
-
 def _no_gpu():
     raise trt_builder.BuildError("no CUDA GPU is visible here (cudaGetDeviceCount: no CUDA-capable device is "
                                  "detected). " + trt_builder.NO_GPU_HINT)
