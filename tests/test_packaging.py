@@ -103,6 +103,17 @@ def test_readme_test_command_is_what_ci_runs():
     assert "-e ./edgegan-runtime -e \".[dev]\"" in readme[0]
 
 
+def test_readme_jetson_section_installs_from_the_bundles_wheel():
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = f.read()
+    nano = readme[readme.index("## The edges2shoes demo (and running it on a Jetson Nano)"):]
+    nano = nano[:nano.index("\n## ", 10)]
+    assert "edgegan build --target jetson-nano --with-runtime" in nano
+    assert 'python3 -m pip install --user -U "pip<22"' in nano          # Ubuntu 18.04's pip 9: no manylinux2014
+    assert "python3 -m pip install --user ~/edgegan-jetson-nano/wheels/*.whl" in nano
+    assert "rsync" not in nano and "JetPack 4.6 ships TensorRT 8.0.1" in nano and "ship TensorRT 8.2.1" in nano
+
+
 def test_runtime_wheel_metadata(runtime_whl):
     assert os.path.basename(runtime_whl).endswith("-py3-none-any.whl")
     wheel = email.parser.Parser().parsestr(_wheel_text(runtime_whl, ".dist-info/WHEEL"))
