@@ -222,11 +222,15 @@ def device_venv(tmp_path_factory, runtime_whl):
     runtime wheel, installed the way a device installs it: from the wheel file, nothing else from an index."""
     from importlib import metadata
 
+    import pip as pip_module
+
     venv = str(tmp_path_factory.mktemp("device") / "venv")
-    proc = _run([sys.executable, "-m", "venv", "--without-pip", venv], timeout=120)
-    assert proc.returncode == 0, proc.stderr
     python = os.path.join(venv, "bin", "python")
-    pip = [sys.executable, "-m", "pip", "--python", python, "--disable-pip-version-check"]
+    outer = tuple(int(p) for p in pip_module.__version__.split(".")[:2]) >= (22, 3)  # pip --python: no pip in the venv
+    proc = _run([sys.executable, "-m", "venv"] + (["--without-pip"] if outer else []) + [venv], timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    pip = ([sys.executable, "-m", "pip", "--python", python] if outer else [python, "-m", "pip"]) + \
+        ["--disable-pip-version-check"]
     pins = []
     for name in RUNTIME_DEPS:
         try:
