@@ -12,7 +12,6 @@ import argparse
 import itertools
 import json
 
-from ..data.split import VALIDATION_SEED
 from ._common import check_output_path, emit_json, format_table
 
 EPILOG = """examples:
@@ -62,7 +61,8 @@ def register(sub):
                    help="validation pairs each config is scored on, drawn from the training split by a permutation "
                         "seeded with --val-seed; they choose the front (default 100: the pairs `edgegan train "
                         "supernet` holds out of its training)")
-    e.add_argument("--val-seed", type=int, default=VALIDATION_SEED, help="seed of that permutation (default 0)")
+    e.add_argument("--val-seed", type=int, default=0,  # edgegan.data.split.VALIDATION_SEED (not imported: torch)
+                   help="seed of that permutation (default 0, as `edgegan train supernet`)")
     e.add_argument("--test-images", "--finetune-images", dest="test_images", type=int, default=500,
                    help="test-split pairs the front, and a fine-tuned winner before and after, are reported on; "
                         "they choose nothing (default 500)")
