@@ -126,3 +126,47 @@ def test_anycost_step_follows_the_consistency_loss():
     assert losses["consistency"] == pytest.approx(float(consistency.detach()), rel=1e-5)
     assert losses["l1"] == pytest.approx(float(F.l1_loss(full, data.y).detach()), rel=1e-5)
     assert losses["widths"] == [0.25, 0.75]
+
+
+def test_consistency_error_is_the_eval_mode_mse_to_the_full_width():
+    from edgegan.train.anycost import consistency_error
+
+    torch.manual_seed(0)
+    g = with_bn_statistics(ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn"), (4, 1, 16, 16)).train()
+    x = Pairs(3).x
+    err = consistency_error(g, x)
+    assert g.training and sorted(err) == ["w0.25", "w0.5", "w0.75"]
+    g.eval()
+    with torch.no_grad():
+        full = g(x)
+        for w in (0.25, 0.5, 0.75):
+            with at_width(g, w):
+                assert err["w%g" % w] == pytest.approx(float(((g(x) - full) ** 2).mean()), rel=1e-5)
+    assert sorted(consistency_error(g, x, widths=[0.5, 1.0])) == ["w0.5"]
+
+
+def test_sort_preserving_checks_the_full_width():
+    from edgegan.errors import EdgeganError
+    from edgegan.nn.sorting import Group
+    from edgegan.train.anycost import sort_preserving
+
+    torch.manual_seed(0)
+    g = with_bn_statistics(ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn"), (4, 1, 16, 16)).train()
+    x = Pairs(3).x
+    g.eval()
+    with torch.no_grad():
+        ref = g(x)
+    g.train()
+    perms, diff = sort_preserving(g, x)
+    assert g.training and 0.0 <= diff <= 1e-4 and len(perms) == len(g.sorting_groups())
+    assert any(not torch.equal(p, torch.arange(len(p))) for p in perms)
+    g.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(g(x), ref, atol=1e-4, rtol=0)
+    with pytest.raises(EdgeganError, match="changed the full-width output by"):
+        sort_preserving(g, x, atol=-1.0)  # no difference is small enough
+    broken = with_bn_statistics(ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn"), (4, 1, 16, 16))
+    groups = broken.sorting_groups()
+    broken.sorting_groups = lambda: [Group(gr.producers, [], gr.passthrough) for gr in groups]  # consumers left out
+    with pytest.raises(EdgeganError, match="channel groups are not what sort_channels assumes"):
+        sort_preserving(broken, x)

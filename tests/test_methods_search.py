@@ -84,3 +84,19 @@ def test_validation_split_is_seeded_disjoint_and_nested():
     for n in (0, 20):
         with pytest.raises(ValueError):
             validation_split(data, n)
+
+
+def test_candidates_and_results_as_json():
+    from edgegan.train.search import Candidate, SearchResult
+
+    a = Candidate(SubnetConfig(channels={"stem": 8}), 100, 10, ms=1.5, quality=20.0)
+    a.test_quality = 19.0
+    b = Candidate(SubnetConfig(width=0.5), 50, 5)
+    assert a.to_dict() == {"config": {"name": a.config.name, "channels": {"stem": 8}}, "macs": 100, "params": 10,
+                           "ms": 1.5, "quality": 20.0, "test_quality": 19.0}
+    assert b.to_dict() == {"config": {"name": "w0.5", "width": 0.5}, "macs": 50, "params": 5, "ms": None,
+                           "quality": None, "test_quality": None}
+    result = SearchResult([b, a], [a, b, a], "exhaustive", "macs")
+    assert result.best is a and SearchResult([], [], "evolution", "ms").best is None
+    assert result.to_dict() == {"mode": "exhaustive", "cost": "macs", "front": [b.to_dict(), a.to_dict()],
+                                "evaluated": 3}

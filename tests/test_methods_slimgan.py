@@ -315,3 +315,67 @@ def test_discriminator_schedule_per_ablation():
     for (_, ctx) in d_schedule(shared, WIDTHS):
         with ctx():
             assert current_config(shared).width == 1.0
+
+
+@pytest.mark.parametrize("recipe,change,message", [
+    ("slimmable", dict(widths=()), "--widths must be multipliers in (0, 1], got ()"),
+    ("slimmable", dict(widths=(0.0, 1.0)), "--widths must be multipliers in (0, 1], got (0.0, 1.0)"),
+    ("slimmable", dict(widths=(0.5, 1.5)), "--widths must be multipliers in (0, 1]"),
+    ("slimmable", dict(ngf=0), "--ngf must be at least 1, got 0"),
+    ("slimmable", dict(ndf=0), "--ndf must be at least 1, got 0"),
+    ("slimgan", dict(model="unet"), "--model must be one of dcgan, resnet, got 'unet'"),
+    ("slimgan", dict(n_classes=3), "--n-classes must be 0 (unconditional) or 10 (Fashion-MNIST), got 3"),
+    ("slimgan", dict(nz=0), "--nz must be at least 1, got 0"),
+    ("slimgan", dict(ndf=0), "--ndf must be at least 1, got 0"),
+])
+def test_recipe_specific_options(recipe, change, message):
+    from edgegan.errors import EdgeganError
+    from edgegan.train.slimgan import SlimGANConfig
+    from edgegan.train.slimmable import SlimmableConfig
+
+    cls = SlimmableConfig if recipe == "slimmable" else SlimGANConfig
+    with pytest.raises(EdgeganError) as e:
+        cls(**change).validate()
+    assert str(e.value).startswith(message)
+    SlimmableConfig(widths=(1.0,)).validate()
+    SlimGANConfig(model="resnet", n_classes=10, nz=1).validate()
+
+
+def test_build_gan_per_discriminator_ablation():
+    from edgegan.errors import EdgeganError
+    from edgegan.models import NoiseResnetGenerator, SlimmableProjectionD
+    from edgegan.nn.cond_norm import SwitchableConditionalBatchNorm2d
+    from edgegan.train.slimgan import SlimGANConfig, build_gan
+
+    base = dict(nz=8, ngf=4, ndf=4, widths=(1.0, 0.5))
+    g, d = build_gan(SlimGANConfig(**base), size=16, out_channels=3)
+    assert isinstance(g, DCGANGenerator) and g.widths == (0.5, 1.0)
+    assert (g.nz, g.hparams["ngf"], g.hparams["size"], g.hparams["out_channels"], g.n_classes) == (8, 4, 16, 3, 0)
+    assert isinstance(d, SharedTrunkProjectionD) and len(d.heads) == 2
+    assert (d.hparams["in_channels"], d.hparams["ndf"], d.hparams["size"], d.hparams["n_share"]) == (3, 4, 16, 1)
+    assert len(build_gan(SlimGANConfig(same_d=True, **base), size=16)[1].heads) == 1
+    _, d = build_gan(SlimGANConfig(slimmable_d=True, n_classes=10, **base), size=16)
+    assert isinstance(d, SlimmableProjectionD) and d.hparams["widths"] == [0.5, 1.0] and d.hparams["n_classes"] == 10
+    g, _ = build_gan(SlimGANConfig(model="resnet", n_classes=10, cbn="switchable", **base), size=16)
+    assert isinstance(g, NoiseResnetGenerator) and g.n_classes == 10
+    assert any(isinstance(m, SwitchableConditionalBatchNorm2d) for m in g.modules())
+    with pytest.raises(EdgeganError, match="--d-share 3: n_share must be in"):
+        build_gan(SlimGANConfig(d_share=3, **base), size=16)
+
+
+@pytest.mark.parametrize("n_classes", [0, 10])
+def test_sample_widths_uses_the_same_noise_and_labels_at_every_width(n_classes):
+    from edgegan.train.slimgan import sample_widths
+
+    torch.manual_seed(0)
+    g = DCGANGenerator(nz=8, ngf=4, size=16, n_classes=n_classes, widths=WIDTHS).train()
+    out = sample_widths(g, 7, seed=3, batch_size=3)
+    assert g.training and sorted(out) == list(WIDTHS)
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(7, 8, generator=gen)
+    args = (z, torch.arange(7) % 10) if n_classes else (z,)
+    g.eval()
+    with torch.no_grad():
+        for w in WIDTHS:
+            with at_width(g, w):
+                torch.testing.assert_close(out[w], g(*args))
