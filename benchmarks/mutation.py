@@ -236,7 +236,9 @@ def prepare(workdir, fresh):
               "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-q\"]",
               "process_isolation = \"forkserver\"",
               "use_git_change_detection = false",
-              "timeout_multiplier = 10.0"]
+              # mutmut's timeout is wall-clock: generous, so that a loaded machine does not pass for a hang
+              "timeout_multiplier = 10.0",
+              "timeout_constant = 30.0"]
     pyproject = open(os.path.join(ROOT, "pyproject.toml")).read()
     pyproject = pyproject.replace('addopts = "-ra"', 'addopts = ""')
     _write_if_changed(os.path.join(workdir, "pyproject.toml"), pyproject + "\n" + "\n".join(config) + "\n")

@@ -201,3 +201,26 @@ def test_a_sampled_sub_network_runs_and_trains_the_first_channels():
         assert torch.equal(student(data.x), ref)
         conv.weight[:c] += 1.0
         assert not torch.allclose(student(data.x), ref)
+
+
+def test_recon_target_errors_say_what_to_do():
+    assert resolve_recon_target("teacher", Unpaired(2)) == "teacher"
+    assert resolve_recon_target(None, Pairs(2)) == "real"
+    with pytest.raises(EdgeganError, match=r"^the reconstruction target must be auto, real or teacher, got 'target'$"):
+        resolve_recon_target("target", Pairs(2))
+    with pytest.raises(EdgeganError, match=r"^the data set is unpaired: its targets are not the inputs' translations, "
+                                           r"so the reconstruction target must be the teacher's output \(recon target "
+                                           r"auto or teacher\)$"):
+        resolve_recon_target("real", Unpaired(2))
+
+
+def test_inherit_a_one_head_discriminator_saved_without_a_head_count():
+    from edgegan.train.distill import inherit_discriminator
+
+    torch.manual_seed(0)
+    d = SharedTrunkPatchGAN(2, ndf=4, n_layers=2, n_heads=1).eval()
+    arch = {"name": d.arch()["name"], "kwargs": {k: v for k, v in d.arch()["kwargs"].items() if k != "n_heads"}}
+    s = inherit_discriminator({"arch": arch, "state_dict": d.state_dict()}).eval()
+    x = torch.randn(2, 2, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(s(x), d(x))

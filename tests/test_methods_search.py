@@ -100,3 +100,24 @@ def test_candidates_and_results_as_json():
     assert result.best is a and SearchResult([], [], "evolution", "ms").best is None
     assert result.to_dict() == {"mode": "exhaustive", "cost": "macs", "front": [b.to_dict(), a.to_dict()],
                                 "evaluated": 3}
+
+
+def test_latency_table_prices_by_name_by_channels_and_by_layer():
+    from edgegan.train.search import LatencyTable
+
+    table = LatencyTable({"configs": [{"name": "small", "ms": 2.0}, {"channels": {"stem": 8, "stream": 16}, "ms": 3.0}]})
+    assert table.lookup(SubnetConfig(channels={"stem": 1}, name="small")) == 2.0
+    assert table.lookup(SubnetConfig(channels={"stream": 16, "stem": 8})) == 3.0  # any slot order
+    assert table.lookup(SubnetConfig(channels={"stem": 8, "stream": 24})) is None
+    assert LatencyTable._key({"b": 2, "a": 1}) == (("a", 1), ("b", 2))
+    layers = LatencyTable({"base_ms": 1.5, "layers": {"stem": {"8": 0.5, "16": 1.5}, "stream": {"16": 2.0}}})
+    assert layers.lookup({"stem": 8, "stream": 16}) == pytest.approx(4.0)
+    assert layers.lookup({"stem": 12, "stream": 16}) == pytest.approx(4.5)  # linear between measured counts
+    assert layers.lookup({"stem": 24, "stream": 16}) is None  # beyond what was measured
+    assert layers.lookup({"stem": 8, "head": 3}) is None  # a slot the table does not have
+    assert layers.lookup(SubnetConfig(width=0.5)) is None  # a width multiplier names no per-slot counts
+    assert LatencyTable({"layers": {"stem": {"8": 1.0}}}).lookup({"stem": 8}) == 1.0  # base 0 by default
+    with pytest.raises(ValueError, match=r"^latency table has neither 'configs' nor 'layers'$"):
+        LatencyTable({"unit": "ms"})
+    with pytest.raises(ValueError, match=r"^latency table unit must be ms, got 's'$"):
+        LatencyTable({"unit": "s", "configs": {"a": 1.0}})

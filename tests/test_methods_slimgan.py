@@ -379,3 +379,47 @@ def test_sample_widths_uses_the_same_noise_and_labels_at_every_width(n_classes):
         for w in WIDTHS:
             with at_width(g, w):
                 torch.testing.assert_close(out[w], g(*args))
+
+
+def test_build_models_follow_the_config():
+    import types
+
+    from edgegan.errors import EdgeganError
+    from edgegan.models import SlimmablePatchGAN
+    from edgegan.train.slimmable import SlimmableConfig, build_models
+
+    meta = {"size": 16, "in_channels": 1, "out_channels": 3}
+    config = SlimmableConfig(ngf=4, n_blocks=2, norm="in", padding="zero", upsample="resize", widths=(1.0, 0.5), ndf=8,
+                             d_share=1)
+    g, d = build_models(config, meta, "cpu")
+    assert g.hparams == dict(in_channels=1, out_channels=3, ngf=4, n_blocks=2, norm="in", padding="zero",
+                             upsample="resize", widths=[0.5, 1.0])
+    assert d.hparams == dict(in_channels=4, ndf=8, n_layers=2, n_share=1, n_heads=2)
+    for size, layers in ((124, 2), (128, 3)):  # pix2pix's 3 stride-2 layers from 128² on
+        assert build_models(config, dict(meta, size=size), "cpu")[1].hparams["n_layers"] == layers
+    assert build_models(SlimmableConfig(ngf=4, n_blocks=1, d_layers=4), meta, "cpu")[1].hparams["n_layers"] == 4
+    assert build_models(SlimmableConfig(ngf=4, n_blocks=1, same_d=True), meta, "cpu")[1].hparams["n_heads"] == 1
+    _, d = build_models(SlimmableConfig(ngf=4, n_blocks=1, ndf=8, slimmable_d=True, widths=(0.5, 1.0)), meta, "cpu")
+    assert isinstance(d, SlimmablePatchGAN) and d.hparams == dict(in_channels=4, ndf=8, n_layers=2, widths=[0.5, 1.0])
+    # a config object of its own, without the slimmable_d ablation flag: the shared-trunk discriminator
+    plain = types.SimpleNamespace(**{k: v for k, v in vars(SlimmableConfig(ngf=4, n_blocks=1)).items()
+                                     if k != "slimmable_d"})
+    assert isinstance(build_models(plain, meta, "cpu")[1], SharedTrunkPatchGAN)
+    build_models(SlimmableConfig(ngf=4, n_blocks=1, d_share=3), dict(meta, size=8), "cpu")  # 3 = all 3 layers
+    with pytest.raises(EdgeganError, match=r"^--d-share 4: the discriminator has 3 layers before its output conv; "
+                                           r"share at most 3$"):
+        build_models(SlimmableConfig(ngf=4, n_blocks=1, d_share=4), meta, "cpu")
+    for size in (4, 10):
+        with pytest.raises(EdgeganError, match=r"^--size must be a multiple of 4 and at least 8 \(the generator "
+                                               r"downsamples twice\), got %d$" % size):
+            build_models(config, dict(meta, size=size), "cpu")
+
+
+def test_one_discriminator_ablation_at_a_time():
+    from edgegan.errors import EdgeganError
+    from edgegan.train.slimmable import SlimmableConfig
+
+    SlimmableConfig(same_d=True).validate()
+    SlimmableConfig(slimmable_d=True).validate()
+    with pytest.raises(EdgeganError):
+        SlimmableConfig(same_d=True, slimmable_d=True).validate()
