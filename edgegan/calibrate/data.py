@@ -86,8 +86,11 @@ def _from_training_data(data, n, n_held_out, seed):
     from ..data import FashionMnistShoes
 
     if data.get("name") != FashionMnistShoes.name:
-        raise DatasetError("this checkpoint was trained on %r, which edgegan cannot reload by name; pass "
-                           "--calibration DIR with real input images" % data.get("name"))
+        edges = (data.get("input") or {}).get("content") == "edges" and data.get("edges")
+        raise DatasetError("INT8 calibration needs real inputs, and this checkpoint's data (%r) is data edgegan "
+                           "cannot reload by name (imported generators carry none): pass --calibration DIR, a folder "
+                           "of real %s" % (data.get("name"), "photos (turned into edge maps with the checkpoint's "
+                                                             "Canny parameters)" if edges else "input images"))
     rng = np.random.default_rng(seed)
 
     def pick(split, count):
