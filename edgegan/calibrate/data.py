@@ -102,6 +102,7 @@ def _from_training_data(data, n, n_held_out, seed):
 
 
 def _from_folder(folder, data, input_spec, n, n_held_out, seed):
+    from ..errors import InputError
     from ..runtime.edges import edges_from_image
     from ..runtime.imageio import image_to_tensor, list_images, read_image, resize
 
@@ -109,16 +110,25 @@ def _from_folder(folder, data, input_spec, n, n_held_out, seed):
     rng = np.random.default_rng(seed)
     files = [files[i] for i in rng.permutation(len(files))]
     edges = data.get("edges") if input_spec.get("content") == "edges" else None
-    arrays = []
-    for path in files[:n + n_held_out]:
-        image = read_image(path)
+    arrays, skipped = [], []
+    for path in files:
+        if len(arrays) == n + n_held_out:
+            break
+        try:  # a folder of the user's photos may hold files OpenCV reads in other pixel types: skip those
+            image = read_image(path)
+        except InputError as e:
+            skipped.append("%s (%s)" % (os.path.basename(path), e))
+            continue
         if edges:
             image = edges_from_image(resize(image, int(data["size"]), int(data["size"])), **edges)
         arrays.append(image_to_tensor(image, input_spec))
     if len(arrays) < 2:
-        raise DatasetError("%s holds %d usable image(s); calibration needs at least 2" % (folder, len(arrays)))
+        raise DatasetError("%s holds %d usable image(s); calibration needs at least 2%s"
+                           % (folder, len(arrays), "; skipped " + skipped[0] if skipped else ""))
     held = max(1, min(n_held_out, len(arrays) // 4))
-    return CalibrationSet(arrays[held:], arrays[:held], "folder %s" % os.path.abspath(folder))
+    source = "folder %s%s%s" % (os.path.abspath(folder), " as edge maps" if edges else "",
+                                " (skipped %d unreadable: %s)" % (len(skipped), ", ".join(skipped)) if skipped else "")
+    return CalibrationSet(arrays[held:], arrays[:held], source)
 
 
 def noise_calibration_set(specs, n=64, n_held_out=16, seed=0):
