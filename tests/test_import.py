@@ -235,3 +235,11 @@ def test_mac_conventions_differ_only_in_transposed_convs():
     conv, dw = 16 * 16 * 8 * 3 * 9, 32 * 32 * 4 * 1 * 9
     assert cost(net, (1, 3, 16, 16))["macs"] == conv + 16 * 16 * 8 * 4 * 9 + dw          # input pixels
     assert cost(net, (1, 3, 16, 16), convention="gan-compression")["macs"] == conv + 32 * 32 * 4 * 8 * 9 + dw
+
+
+def test_cli_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["import", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "edgegan import" in out and "--netG" in out and "sub_mobile_resnet_9blocks" in out
