@@ -29,6 +29,8 @@ nvarguscamerasrc); 'canvas' (a drawing canvas: mouse strokes, c clear, z undo).
 pipeline: centre crop -> resize to the model's input -> Canny with the bundle's parameters (dark edges
 on white, as in training; --low/--high or [ ] { } change the thresholds) -> the generator at the current
 variant -> input | edges | output, with FPS (rolling), latency, variant, MACs, power mode and watts.
+Reading + edges, the model and composition + output run side by side in three threads (--serial: one);
+a camera's frames are dropped, not queued, when the model is behind (the newest frame is taken).
 
 keys (in the window): + / - wider / narrower variant, a auto (power-mode policy), [ ] Canny low -/+ 10,
 { } Canny high -/+ 10, c / z canvas clear / undo, space pause, s screenshot, h help, q or Esc quit.
@@ -72,7 +74,14 @@ def add_edges2shoes_arguments(p):
                    help="onnxruntime execution providers, comma-separated: cuda, tensorrt, cpu (default cpu)")
     p.add_argument("--headless", action="store_true", help="no window: write --out / --stats instead")
     p.add_argument("--out", metavar="VIDEO", help="write the composed frames to this video (.mp4, mp4v)")
-    p.add_argument("--stats", metavar="JSON", help="write per-frame stats and FPS per variant to this JSON file")
+    p.add_argument("--stats", metavar="JSON",
+                   help="write per-frame stats, FPS per variant and per-stage times to this JSON file (rewritten "
+                        "every --stats-every seconds during the run, and at its end whatever ended it)")
+    p.add_argument("--stats-every", type=float, default=10.0, metavar="S",
+                   help="seconds between rewrites of --stats during the run (default 10; 0: only at the end)")
+    p.add_argument("--serial", action="store_true",
+                   help="one thread does each frame's steps in turn (default: reading + edges, the model and "
+                        "composition + output overlap in three threads)")
     p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--switch-every", type=int, metavar="N", help="cycle through the variants every N frames")

@@ -8,6 +8,7 @@ in training. A canvas drawing is already an edge map: it is resized and binarise
 Torch-free and Python 3.6-compatible.
 """
 
+import threading
 import time
 
 import numpy as np
@@ -54,26 +55,48 @@ def check_thresholds(low, high):
                          "got low %r, high %r" % (low, high))
 
 
+class Prepared(object):
+    """A frame ready for the model (``Pipeline.prepare``): ``crop`` (the centred square, at source
+    resolution), ``edges`` (model size), ``x`` (the model input) and ``edges_ms`` (crop, resize, Canny and
+    preprocessing). ``read_ms``: the source's read (decode), filled in by the caller."""
+
+    __slots__ = ("crop", "edges", "x", "edges_ms", "read_ms")
+
+    def __init__(self, crop, edges, x, edges_ms, read_ms=0.0):
+        self.crop = crop
+        self.edges = edges
+        self.x = x
+        self.edges_ms = edges_ms
+        self.read_ms = read_ms
+
+
 class FrameResult(object):
     """What ``Pipeline.process`` made of one frame: ``crop`` (the square the model saw, at source
-    resolution), ``edges`` and ``output`` (model size), ``variant`` and the times in milliseconds."""
+    resolution), ``edges`` and ``output`` (model size), ``variant`` and the times in milliseconds.
+    ``keys``: display keys a key script pressed before this frame (applied where the frame is shown)."""
 
-    __slots__ = ("crop", "edges", "output", "variant", "edges_ms", "infer_ms")
+    __slots__ = ("crop", "edges", "output", "variant", "edges_ms", "infer_ms", "read_ms", "keys")
 
-    def __init__(self, crop, edges, output, variant, edges_ms, infer_ms):
+    def __init__(self, crop, edges, output, variant, edges_ms, infer_ms, read_ms=0.0):
         self.crop = crop
         self.edges = edges
         self.output = output
         self.variant = variant
         self.edges_ms = edges_ms
         self.infer_ms = infer_ms
+        self.read_ms = read_ms
+        self.keys = ()
 
 
 class Pipeline(object):
-    """Frames through a ``Runtime``: ``process(frame, drawn)`` → ``FrameResult``.
+    """Frames through a ``Runtime``: ``process(frame, drawn)`` → ``FrameResult``, in two halves that
+    may run in different threads: ``prepare`` (crop, resize, Canny, preprocessing) and ``infer`` (the
+    model at the current variant, then postprocessing).
 
     ``low``/``high``/``blur`` override the bundle's Canny parameters; ``set_thresholds`` changes
     them live. ``invert`` follows the manifest (the training convention, dark edges on white).
+    ``lock`` is held during an inference: a variant switch from another thread takes it, so a frame's
+    recorded variant is the one that ran it.
     """
 
     def __init__(self, runtime, low=None, high=None, blur=None, clock=time.perf_counter):
@@ -89,6 +112,7 @@ class Pipeline(object):
         self.invert = bool(settings.get("invert", True))
         self.channels, self.height, self.width = spec_geometry(runtime.bundle.input)
         self._clock = clock
+        self.lock = threading.Lock()
 
     def set_thresholds(self, low, high):
         """Change the Canny thresholds (clamped to 0..255 with low <= high); returns them."""
@@ -109,9 +133,9 @@ class Pipeline(object):
             return np.where(dark, 255, 0).astype(np.uint8)
         return edges_from_image(small, self.low, self.high, self.blur, self.invert)
 
-    def process(self, frame, drawn=False, edges=None):
-        """Crop, edges and one inference of the current variant; ``edges``: a ready model-size edge map
-        (a canvas's strokes redrawn at that size) instead of computing one from the frame."""
+    def prepare(self, frame, drawn=False, edges=None):
+        """Crop, model-size edges and the model input of one frame → ``Prepared``; ``edges``: a ready
+        model-size edge map (a canvas's strokes redrawn at that size) instead of computing one."""
         t0 = self._clock()
         crop = centre_crop(frame)
         if edges is None:
@@ -119,13 +143,28 @@ class Pipeline(object):
         elif not self.invert:
             edges = 255 - edges
         x = self.runtime.preprocess(edges)
-        variant = self.runtime.variant
-        t1 = self._clock()
-        y = self.runtime.run(x)
-        self.runtime.sync()
-        t2 = self._clock()
+        return Prepared(crop, edges, x, (self._clock() - t0) * 1e3)
+
+    def infer(self, prepared):
+        """One inference of the current variant on a ``Prepared`` frame → ``FrameResult``."""
+        with self.lock:
+            variant = self.runtime.variant
+            t1 = self._clock()
+            y = self.runtime.run(prepared.x)
+            self.runtime.sync()
+            t2 = self._clock()
         output = self.runtime.postprocess(y)
-        return FrameResult(crop, edges, output, variant, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+        return FrameResult(prepared.crop, prepared.edges, output, variant, prepared.edges_ms, (t2 - t1) * 1e3,
+                           prepared.read_ms)
+
+    def set_variant(self, name):
+        """``runtime.set_variant`` between two inferences (waits for one in progress); returns the name."""
+        with self.lock:
+            return self.runtime.set_variant(name)
+
+    def process(self, frame, drawn=False, edges=None):
+        """``infer(prepare(...))``: crop, edges and one inference of the current variant."""
+        return self.infer(self.prepare(frame, drawn, edges))
 
 
 class Layout(object):
