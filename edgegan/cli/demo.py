@@ -126,7 +126,7 @@ def _rows(summary):
 
 
 ENDINGS = {"frames": "after --frames", "duration": "after --duration", "source-ended": "the source ended",
-           "source-lost": "the source was lost", "quit": "quit", "interrupted": "interrupted"}
+           "source-lost": "the source was lost", "source-failed": "the source failed", "quit": "quit", "interrupted": "interrupted"}
 
 
 def run(args):
@@ -151,7 +151,7 @@ def run(args):
     if summary["end_reason"] == "source-ended" and args.frames and summary["frames"] < args.frames:
         sys.stderr.write("note: %s ended after %d frames, before --frames %d (pass --loop to repeat a video)\n"
                          % (summary["source"]["description"], summary["frames"], args.frames))
-    if summary["end_reason"] == "source-lost":
+    if summary["end_reason"] in ("source-lost", "source-failed"):
         kept = " (%d frames kept in %s)" % (summary["frames"], summary["out"]) if summary["out"] and summary["frames"] \
             else ""
         raise SourceLost("%s%s" % (summary["error"], kept))

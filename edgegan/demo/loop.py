@@ -32,7 +32,7 @@ from ..runtime.bundle import move_into_place
 from .keys import DISPLAY_KEYS, MODEL_KEYS, QUIT_KEYS, THRESHOLD_STEP, key_char, variant_order
 from .overlay import RollingFPS, draw_help, draw_status
 from .pipeline import Layout, compose
-from .sources import CanvasSource, SourceLost, cv2_module
+from .sources import CanvasSource, SourceError, SourceLost, cv2_module
 from .stages import End, Handoff, StageThread, read_frames
 from .stats import StatsRecorder
 
@@ -61,7 +61,8 @@ class Demo(object):
     ``key_script``: ``{frame: [keys]}`` pressed before those frames; ``switch_every``: cycle the
     variants every N frames. ``power``: a ``PowerLink`` or ``None``; ``auto`` starts in auto mode.
     After ``run()``: ``end_reason`` (``frames``, ``duration``, ``source-ended``, ``source-lost``,
-    ``quit``, ``interrupted``), ``error`` (the ``SourceLost``), ``recorder`` (the stats).
+    ``source-failed``, ``quit``, ``interrupted``), ``error`` (the ``SourceLost`` / ``SourceError``),
+    ``recorder`` (the stats).
 
     ``overlap``: run reading + edges, the model, and composition + output in three threads
     (``edgegan.demo.stages``): end-to-end FPS approaches the model's own. Otherwise one thread does
@@ -387,7 +388,13 @@ class Demo(object):
             return "quit" if self.handle_key(key) else None
         if self.power is not None:
             self.power.tick(self.auto)
-        frame = self.source.read()
+        try:
+            frame = self.source.read()
+        except SourceLost:
+            raise
+        except SourceError as e:  # a video that cannot be decoded any further
+            self.error = e
+            return "source-failed"
         if frame is None:
             return "source-ended"
         t_read = self._clock()

@@ -97,9 +97,9 @@ class StageThread(threading.Thread):
 
 def read_frames(source, pipeline, out, stop, clock=time.perf_counter):
     """The reader stage: frames of ``source`` prepared by ``pipeline`` into ``out`` until the source ends
-    (``End("source-ended")``), fails (``End("source-lost", error)`` or ``End("error", error)``) or
-    ``stop`` is set."""
-    from .sources import SourceLost
+    (``End("source-ended")``), is lost or fails (``End("source-lost" / "source-failed" / "error", error)``)
+    or ``stop`` is set."""
+    from .sources import SourceError, SourceLost
 
     while not stop.is_set():
         t0 = clock()
@@ -108,7 +108,10 @@ def read_frames(source, pipeline, out, stop, clock=time.perf_counter):
         except SourceLost as e:
             out.put(End("source-lost", e))
             return
-        except Exception as e:  # noqa: BLE001 - a SourceError mid-run, a codec failure: end the run with it
+        except SourceError as e:  # a video that cannot be decoded any further
+            out.put(End("source-failed", e))
+            return
+        except Exception as e:  # noqa: BLE001 - anything else ends the run with it, raised in the main thread
             out.put(End("error", e))
             return
         if frame is None:
