@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import EdgeganError, InputError
 from ..runtime.edges import DEFAULT_EDGES, edges_from_image
-from ..runtime.imageio import resize, spec_geometry, to_channels
+from ..runtime.imageio import spec_geometry
 from .sources import cv2_module
 
 CAPTION_H = 22
@@ -124,14 +124,24 @@ class Pipeline(object):
         return low, high
 
     def edges(self, crop, drawn=False):
-        """The model-size edge map (H×W uint8) of a square crop: Canny, or a drawing binarised."""
-        small = resize(to_channels(crop, 1), self.height, self.width)
+        """The model-size edge map (H×W uint8) of a square crop: Canny, or a drawing binarised.
+
+        As training prepares a photo (``edgegan.data``: grey, ``fit_square`` to the model size — area
+        filter when shrinking, cubic when enlarging — then ``edges_from_image``), so Canny runs at the
+        model's resolution, never on the full frame. Grey is OpenCV's BGR→grey, the conversion
+        ``edges_from_image`` itself applies to a colour image."""
+        cv2 = cv2_module()
+        grey = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        if grey.shape[:2] != (self.height, self.width):
+            shrink = self.height < max(grey.shape[:2])
+            grey = cv2.resize(grey, (self.width, self.height),
+                              interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
         if drawn:
-            dark = small < 180  # a stroke thinner than a model pixel averages to grey: keep it
+            dark = grey < 180  # a stroke thinner than a model pixel averages to grey: keep it
             if self.invert:
                 return np.where(dark, 0, 255).astype(np.uint8)
             return np.where(dark, 255, 0).astype(np.uint8)
-        return edges_from_image(small, self.low, self.high, self.blur, self.invert)
+        return edges_from_image(grey, self.low, self.high, self.blur, self.invert)
 
     def prepare(self, frame, drawn=False, edges=None):
         """Crop, model-size edges and the model input of one frame → ``Prepared``; ``edges``: a ready
@@ -197,10 +207,12 @@ class Layout(object):
 
 
 def _panel_image(image, panel, interpolation):
+    """``image`` as a ``panel``² BGR square: resized first (one channel is cheaper), then coloured."""
     cv2 = cv2_module()
-    image = to_channels(image, 3)
     if image.shape[:2] != (panel, panel):
         image = cv2.resize(image, (panel, panel), interpolation=interpolation)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     return image
 
 
@@ -213,8 +225,10 @@ def compose(result, layout, captions=None, out=None):
     cv2 = cv2_module()
     if out is None or out.shape != (layout.height, layout.width, 3):
         out = np.empty((layout.height, layout.width, 3), dtype=np.uint8)
-    out[:] = BACKGROUND
-    images = (_panel_image(result.crop, layout.panel, cv2.INTER_AREA),
+    _fill(out[:CAPTION_H])  # the panels are overwritten below: only the bands need the background
+    _fill(out[layout.status_top:])
+    # the input panel is a preview: bilinear (5-10x cheaper than the area filter the model's input gets)
+    images = (_panel_image(result.crop, layout.panel, cv2.INTER_LINEAR),
               _panel_image(result.edges, layout.panel, cv2.INTER_NEAREST),
               _panel_image(result.output, layout.panel, cv2.INTER_LINEAR))
     captions = captions or ("input", "edges", "output")
@@ -225,5 +239,13 @@ def compose(result, layout, captions=None, out=None):
                     cv2.LINE_AA)
     for index in range(1, layout.panels):
         x = index * layout.panel
-        out[:layout.status_top, x:x + 1] = BACKGROUND
+        _fill(out[:layout.status_top, x:x + 1])
     return out
+
+
+def _fill(region):
+    """``region`` set to ``BACKGROUND`` (a memset when the colour is a grey)."""
+    if BACKGROUND[0] == BACKGROUND[1] == BACKGROUND[2]:
+        region.fill(BACKGROUND[0])
+    else:
+        region[:] = BACKGROUND
