@@ -60,14 +60,15 @@ class Prepared(object):
     resolution), ``edges`` (model size), ``x`` (the model input) and ``edges_ms`` (crop, resize, Canny and
     preprocessing). ``read_ms``: the source's read (decode), filled in by the caller."""
 
-    __slots__ = ("crop", "edges", "x", "edges_ms", "read_ms")
+    __slots__ = ("crop", "edges", "x", "edges_ms", "read_ms", "reader_cpu_ms")
 
-    def __init__(self, crop, edges, x, edges_ms, read_ms=0.0):
+    def __init__(self, crop, edges, x, edges_ms, read_ms=0.0, reader_cpu_ms=0.0):
         self.crop = crop
         self.edges = edges
         self.x = x
         self.edges_ms = edges_ms
         self.read_ms = read_ms
+        self.reader_cpu_ms = reader_cpu_ms
 
 
 class FrameResult(object):
@@ -75,9 +76,9 @@ class FrameResult(object):
     resolution), ``edges`` and ``output`` (model size), ``variant`` and the times in milliseconds.
     ``keys``: display keys a key script pressed before this frame (applied where the frame is shown)."""
 
-    __slots__ = ("crop", "edges", "output", "variant", "edges_ms", "infer_ms", "read_ms", "keys")
+    __slots__ = ("crop", "edges", "output", "variant", "edges_ms", "infer_ms", "read_ms", "reader_cpu_ms", "keys")
 
-    def __init__(self, crop, edges, output, variant, edges_ms, infer_ms, read_ms=0.0):
+    def __init__(self, crop, edges, output, variant, edges_ms, infer_ms, read_ms=0.0, reader_cpu_ms=0.0):
         self.crop = crop
         self.edges = edges
         self.output = output
@@ -85,6 +86,7 @@ class FrameResult(object):
         self.edges_ms = edges_ms
         self.infer_ms = infer_ms
         self.read_ms = read_ms
+        self.reader_cpu_ms = reader_cpu_ms
         self.keys = ()
 
 
@@ -165,7 +167,7 @@ class Pipeline(object):
             t2 = self._clock()
         output = self.runtime.postprocess(y)
         return FrameResult(prepared.crop, prepared.edges, output, variant, prepared.edges_ms, (t2 - t1) * 1e3,
-                           prepared.read_ms)
+                           prepared.read_ms, prepared.reader_cpu_ms)
 
     def set_variant(self, name):
         """``runtime.set_variant`` between two inferences (waits for one in progress); returns the name."""

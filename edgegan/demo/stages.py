@@ -101,8 +101,10 @@ def read_frames(source, pipeline, out, stop, clock=time.perf_counter):
     or ``stop`` is set."""
     from .sources import SourceError, SourceLost
 
+    from .stats import thread_time
+
     while not stop.is_set():
-        t0 = clock()
+        t0, c0 = clock(), thread_time()
         try:
             frame = source.read()
         except SourceLost as e:
@@ -123,5 +125,6 @@ def read_frames(source, pipeline, out, stop, clock=time.perf_counter):
             edges = source.render_edges(pipeline.height, pipeline.width)
         prepared = pipeline.prepare(frame, source.drawn, edges)
         prepared.read_ms = (t1 - t0) * 1e3
+        prepared.reader_cpu_ms = (thread_time() - c0) * 1e3
         if not out.put(prepared):
             return
