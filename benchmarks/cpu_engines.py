@@ -207,6 +207,7 @@ def build_engines(args, sub, width, tmp, calib, ep_python):
     compile_onnx(sub, shape, fp32, 17)
     profile = load_profile("cpu-int8")
     profile["calibrate"]["min_psnr_db"] = args.min_psnr
+    profile["calibrate"]["observer"] = args.observer
     workdir = tempfile.mkdtemp(dir=tmp)
     report = quantize_with_gate(sub, fp32, workdir, calib, profile)
     qdq = report["path"]
@@ -362,7 +363,8 @@ def main(argv=None):
               "model": {"arch": ckpt["generator"]["arch"], "trained_size": data.get("size"), "run_size": args.size,
                         "weights": "trained (%s)" % data.get("name")},
               "protocol": {"rounds": args.rounds, "runs": args.runs, "threads": args.threads, "alternating": True,
-                           "latency": "median of all timed runs"},
+                           "latency": "median of all timed runs", "observer": args.observer,
+                           "calibration": args.calibration, "held_out": args.held_out},
               "gemm": {"n": args.gemm, "gmac_per_s": gemm, "peaks": peaks}, "rows": rows, "goals": goals,
               "int8_gate": int8_reports, "profiles": profiles, "load_average": load,
               "environment": environment(threads=args.threads, backends=("onnxruntime", "openvino"))}
