@@ -55,6 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--calibration", type=int, default=32, help="INT8 calibration edge maps (training split)")
     p.add_argument("--held-out", type=int, default=8, help="held-out edge maps for PSNR (test split)")
     p.add_argument("--min-psnr", type=float, default=35.0, help="INT8 quality gate, dB vs fp32")
+    p.add_argument("--observer", default="entropy", choices=("minmax", "percentile", "entropy"),
+                   help="INT8 calibration observer of the Q/DQ model (default entropy, as cpu-int8)")
     p.add_argument("--ort-openvino", metavar="PYTHON", help="a Python with onnxruntime-openvino installed")
     p.add_argument("--gemm", type=int, default=2048, help="side of the square GEMM for the peak (default 2048)")
     p.add_argument("--profile", action="store_true", help="OpenVINO per-layer times of the bf16 engine")

@@ -70,11 +70,14 @@ class Paced(Source):
     def __init__(self, n, read_s, realtime=False):
         Source.__init__(self, "paced")
         self.n, self.read_s, self.realtime = n, read_s, realtime
+        self.spans = []  # (start, end) of every read
 
     def read(self):
         if self.frames_read >= self.n:
             return None
+        t0 = time.perf_counter()
         time.sleep(self.read_s)
+        self.spans.append((t0, time.perf_counter()))
         frame = np.full((48, 64), 128, np.uint8)
         frame[0, :] = self.frames_read
         self.frames_read += 1
@@ -88,11 +91,15 @@ class SlowPipeline(Pipeline):
         Pipeline.__init__(self, rt)
         self.infer_s = infer_s
         self.seen = []
+        self.spans = []  # (start, end) of every inference
 
     def infer(self, prepared):
+        t0 = time.perf_counter()
         time.sleep(self.infer_s)
         self.seen.append(int(prepared.crop[0, 0]))
-        return Pipeline.infer(self, prepared)
+        result = Pipeline.infer(self, prepared)
+        self.spans.append((t0, time.perf_counter()))
+        return result
 
 
 def _run(rt, source, pipeline, overlap):
@@ -102,17 +109,25 @@ def _run(rt, source, pipeline, overlap):
     return d, time.perf_counter() - t0
 
 
-def test_overlapped_stages_hide_reading_behind_the_model(tiny_bundle):
+def _overlapping(a, b):
+    """How many intervals of ``a`` intersect an interval of ``b``."""
+    return sum(1 for s0, e0 in a if any(s0 < e1 and s1 < e0 for s1, e1 in b))
+
+
+def test_overlapped_stages_read_while_the_model_runs(tiny_bundle):
     n = 20
     with Runtime(tiny_bundle) as rt:
-        serial, serial_s = _run(rt, Paced(n, 0.02), SlowPipeline(rt, 0.02), overlap=False)
-        overlapped, overlapped_s = _run(rt, Paced(n, 0.02), SlowPipeline(rt, 0.02), overlap=True)
+        serial_source, serial_model = Paced(n, 0.02), SlowPipeline(rt, 0.02)
+        serial, serial_s = _run(rt, serial_source, serial_model, overlap=False)
+        source, model = Paced(n, 0.02), SlowPipeline(rt, 0.02)
+        overlapped, overlapped_s = _run(rt, source, model, overlap=True)
     assert serial.recorder.frames == overlapped.recorder.frames == n
-    assert serial_s >= n * 0.04  # read then infer, one after the other
-    assert overlapped_s < 0.75 * serial_s  # read beside infer: ~0.02 s a frame
+    assert _overlapping(serial_source.spans, serial_model.spans) == 0  # one step after the other
+    assert _overlapping(source.spans, model.spans) >= n // 2  # the next frame is read during an inference
+    assert overlapped_s < serial_s
     summary = overlapped.pipeline_summary()
     assert summary["overlap"] and summary["frames_dropped"] == 0
-    assert summary["stage_ms_mean"]["read_ms"] >= 19 and summary["stage_ms_mean"]["infer_ms"] < 5
+    assert summary["stage_ms_mean"]["read_ms"] >= 19
 
 
 def test_a_realtime_source_drops_frames_instead_of_queueing(tiny_bundle):
