@@ -60,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--ort-openvino", metavar="PYTHON", help="a Python with onnxruntime-openvino installed")
     p.add_argument("--gemm", type=int, default=2048, help="side of the square GEMM for the peak (default 2048)")
     p.add_argument("--profile", action="store_true", help="OpenVINO per-layer times of the bf16 engine")
+    p.add_argument("--no-int8", action="store_true", help="leave out the INT8 engines (and their calibration)")
+    p.add_argument("--engines", metavar="REGEX",
+                   help="only the engines whose 'name precision' matches (PyTorch eager is always kept)")
     p.add_argument("--json", default=os.path.join(HERE, "results", "cpu_engines.json"))
     return p.parse_args(argv)
 
@@ -211,7 +214,7 @@ def build_engines(args, sub, width, tmp, calib, ep_python):
     profile["calibrate"]["min_psnr_db"] = args.min_psnr
     profile["calibrate"]["observer"] = args.observer
     workdir = tempfile.mkdtemp(dir=tmp)
-    report = quantize_with_gate(sub, fp32, workdir, calib, profile)
+    report = {"path": None, "kept_float": []} if args.no_int8 else quantize_with_gate(sub, fp32, workdir, calib, profile)
     qdq = report["path"]
     engines = []
 
@@ -223,17 +226,21 @@ def build_engines(args, sub, width, tmp, calib, ep_python):
     ort_backend = get_backend("onnxruntime")
     b = ort_backend(fp32, threads=threads)
     engines.append(Engine("ONNX Runtime (edgegan cpu)", "fp32", b.run, b.close))
-    b8 = ort_backend(qdq, threads=threads)
-    engines.append(Engine("ONNX Runtime (edgegan cpu-int8)", "int8 Q/DQ", b8.run, b8.close,
-                          "%d layers kept float" % len(report["kept_float"])))
+    if qdq:
+        b8 = ort_backend(qdq, threads=threads)
+        engines.append(Engine("ONNX Runtime (edgegan cpu-int8)", "int8 Q/DQ", b8.run, b8.close,
+                              "%d layers kept float" % len(report["kept_float"])))
     engines.append(Engine("ONNX Runtime direct", "fp32", ort_direct(fp32, threads)))
     engines.append(Engine("OpenVINO direct, defaults", "(auto)", ov_direct(fp32, threads, defaults=True),
                           note="compile_model(path) with no settings"))
     engines.append(Engine("OpenVINO direct", "fp32", ov_direct(fp32, threads, "f32")))
     engines.append(Engine("OpenVINO direct", "bf16", ov_direct(fp32, threads, "bf16")))
-    engines.append(Engine("OpenVINO direct", "int8 Q/DQ", ov_direct(qdq, threads, "f32")))
-    engines.append(Engine("OpenVINO direct", "int8 Q/DQ + bf16", ov_direct(qdq, threads, "bf16")))
+    if qdq:
+        engines.append(Engine("OpenVINO direct", "int8 Q/DQ", ov_direct(qdq, threads, "f32")))
+        engines.append(Engine("OpenVINO direct", "int8 Q/DQ + bf16", ov_direct(qdq, threads, "bf16")))
     try:
+        if not qdq:
+            raise ImportError("--no-int8")
         ir = nncf_int8(fp32, os.path.join(tmp, "nncf-w%g.xml" % width), calib.inputs, False)
         engines.append(Engine("OpenVINO direct", "int8 NNCF", ov_direct(ir, threads, "f32")))
         engines.append(Engine("OpenVINO direct", "int8 NNCF + bf16", ov_direct(ir, threads, "bf16")))
@@ -241,6 +248,8 @@ def build_engines(args, sub, width, tmp, calib, ep_python):
         print("NNCF not run: %s" % e, file=sys.stderr)
     ov_backend = get_backend("openvino")
     for precision, path in (("fp32", fp32), ("bf16", fp32), ("int8", qdq)):
+        if path is None:
+            continue
         b = ov_backend(path, threads=threads, precision=precision)
         engines.append(Engine("edgegan openvino", precision + (" Q/DQ" if precision == "int8" else ""), b.run,
                               b.close, "edgegan runtime backend (%s)" % b.inference_precision))
@@ -251,9 +260,22 @@ def build_engines(args, sub, width, tmp, calib, ep_python):
             except Exception as e:  # noqa: BLE001 - an optional engine: say why it is missing
                 print("ORT OpenVINO EP %s not run: %s" % (precision, e), file=sys.stderr)
                 continue
+            if "OpenVINOExecutionProvider" not in worker.ready.get("ready", []):
+                print("ORT OpenVINO EP %s not run: the session fell back to %s" % (precision, worker.ready),
+                      file=sys.stderr)
+                worker.close()
+                continue
             engines.append(Engine("ORT + OpenVINO EP", precision.lower(), None, worker.close,
                                   "onnxruntime-openvino %s" % worker.ready.get("version")))
             engines[-1].worker = worker
+    if args.engines:
+        import re
+
+        keep = re.compile(args.engines)
+        dropped = [e for e in engines if e.name != "PyTorch eager" and not keep.search("%s %s" % (e.name, e.precision))]
+        for e in dropped:
+            e.close()
+        engines = [e for e in engines if e not in dropped]
     return engines, report
 
 

@@ -22,7 +22,12 @@ def main():
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    provider_options = {"device_type": "CPU", "precision": precision, "num_of_threads": str(threads)}
+    options.log_severity_level = 3
+    # the EP's own "precision" option takes FP32 / FP16 / ACCURACY on a CPU; bf16 goes to OpenVINO as a device
+    # property (load_config: JSON text), like the other settings edgegan's backend uses
+    config = {"CPU": {"INFERENCE_PRECISION_HINT": precision.lower().replace("fp32", "f32"),
+                      "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": str(threads)}}
+    provider_options = {"device_type": "CPU", "num_of_threads": str(threads), "load_config": json.dumps(config)}
     session = ort.InferenceSession(path, options, providers=[("OpenVINOExecutionProvider", provider_options)])
     name = session.get_inputs()[0].name
     shape = [d if isinstance(d, int) else 1 for d in session.get_inputs()[0].shape]
