@@ -266,3 +266,33 @@ def test_missing_power_file_is_said_once(tiny_bundle, clip, tmp_path, capsys):  
                 "--power-interval", "0.001") == 0
     err = capsys.readouterr().err
     assert err.count("%s is missing" % missing) == 1 and "note: power source" in err
+
+
+class BrokenModel(Pipeline):
+    def infer(self, prepared):
+        raise RuntimeError("the accelerator fell over")
+
+
+class BrokenReader(Pipeline):
+    def prepare(self, frame, drawn=False, edges=None):
+        raise RuntimeError("bad frame layout")
+
+
+@pytest.mark.parametrize("pipeline_cls, message", [(BrokenModel, "fell over"), (BrokenReader, "bad frame")])
+def test_an_error_in_a_stage_thread_ends_the_run_in_the_main_thread(tiny_bundle, pipeline_cls, message):
+    """No stage waits forever for a thread that died: the error comes out of run(), in the caller's thread."""
+    outcome = []
+    with Runtime(tiny_bundle) as rt:
+        d = Demo(rt, Paced(50, 0.001), pipeline_cls(rt), log=False, overlap=True)
+
+        def run():
+            try:
+                d.run()
+            except RuntimeError as e:
+                outcome.append(str(e))
+
+        t = threading.Thread(target=run)
+        t.daemon = True  # a hang must fail the test, not the interpreter's exit
+        t.start()
+        t.join(60)
+    assert not t.is_alive() and outcome and message in outcome[0]

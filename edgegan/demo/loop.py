@@ -372,8 +372,8 @@ class Demo(WindowMixin):
         results = Handoff()
         self._stop.clear()
         reader = StageThread("edgegan-reader", lambda: read_frames(self.source, self.pipeline, frames, self._stop,
-                                                                   self._clock))
-        model = StageThread("edgegan-model", lambda: self._model_stage(frames, results, start))
+                                                                   self._clock), outbox=frames)
+        model = StageThread("edgegan-model", lambda: self._model_stage(frames, results, start), outbox=results)
         reader.start()
         model.start()
         cv2 = None if self.headless else cv2_module()
@@ -389,11 +389,7 @@ class Demo(WindowMixin):
                     continue
                 item = results.get(timeout=None if self.headless else 0.03)
                 if item is None:
-                    if model.error is not None:
-                        raise model.error
-                    if not model.is_alive() and results.closed:
-                        end = "quit"
-                    elif not self.headless:
+                    if not self.headless:
                         if self._window_key(cv2.waitKey(1)) or self._window_closed(cv2):
                             end = "quit"
                     continue
@@ -414,9 +410,7 @@ class Demo(WindowMixin):
             reader.join()
             model.join()
             self.dropped = frames.dropped
-        if model.error is not None:
-            raise model.error
-        if end == "error":
+        if end == "error":  # an exception in a stage thread: raised here, in the main thread
             raise self.error
         return end
 

@@ -79,13 +79,14 @@ class Handoff(object):
 
 
 class StageThread(threading.Thread):
-    """A daemon thread running ``body()``; an exception it raises is kept in ``error`` (and reported by the
-    stage that reads its handoff) instead of being printed by the threading module."""
+    """A daemon thread running ``body()``. An exception it raises is kept in ``error`` and passed on as
+    ``End("error", e)`` through ``outbox``, so the stages after it end instead of waiting forever."""
 
-    def __init__(self, name, body):
+    def __init__(self, name, body, outbox=None):
         threading.Thread.__init__(self, name=name)
         self.daemon = True
         self._body = body
+        self._outbox = outbox
         self.error = None
 
     def run(self):
@@ -93,6 +94,8 @@ class StageThread(threading.Thread):
             self._body()
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             self.error = e
+            if self._outbox is not None:
+                self._outbox.put(End("error", e))
 
 
 def read_frames(source, pipeline, out, stop, clock=time.perf_counter):
