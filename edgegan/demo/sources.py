@@ -388,11 +388,11 @@ class CanvasSource(Source):
             self.load_example()
 
     def load_example(self):
+        """Replace the drawing with ``EXAMPLE_STROKES``."""
         with self.lock:
             return self._load_example()
 
     def _load_example(self):
-        """Replace the drawing with ``EXAMPLE_STROKES``."""
         s = self.size - 1
         self.strokes = [[(int(round(x * s)), int(round(y * s))) for x, y in stroke] for stroke in EXAMPLE_STROKES]
         self._current = None
@@ -451,11 +451,11 @@ class CanvasSource(Source):
         self._image = None
 
     def render(self):
+        """The drawing as an H×W uint8 image (cached until the strokes change)."""
         with self.lock:
             return self._render()
 
     def _render(self):
-        """The drawing as an H×W uint8 image (cached until the strokes change)."""
         if self._image is None:
             cv2 = cv2_module()
             image = np.full((self.size, self.size), 255, dtype=np.uint8)
@@ -469,12 +469,12 @@ class CanvasSource(Source):
         return self._image
 
     def render_edges(self, height, width):
+        """The strokes redrawn at ``height``×``width`` one pixel wide (dark on white): an edge map like the
+        one-pixel Canny edges the model was trained on, rather than the thick strokes shrunk."""
         with self.lock:
             return self._render_edges(height, width)
 
     def _render_edges(self, height, width):
-        """The strokes redrawn at ``height``×``width`` one pixel wide (dark on white): an edge map like the
-        one-pixel Canny edges the model was trained on, rather than the thick strokes shrunk."""
         cv2 = cv2_module()
         image = np.full((height, width), 255, dtype=np.uint8)
         sx, sy = float(width) / self.size, float(height) / self.size
