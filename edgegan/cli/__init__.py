@@ -12,7 +12,7 @@ import sys
 from .. import __version__
 from ..errors import EdgeganError
 
-COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval"]
+COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval", "import_"]
 
 EPILOG = """examples:
   edgegan build --target jetson-nano            # packaged default model → ./edgegan-jetson-nano/
@@ -22,6 +22,7 @@ EPILOG = """examples:
   edgegan targets                               # the device profiles
   edgegan demo edges2shoes --bundle edgegan-cpu --source 0     # the webcam demo
   edgegan profile edgegan-cpu --emulate-threads 1,2            # FPS/power per width and mode, plots
+  edgegan import latest_net_G.pth --format pix2pix --netG resnet_9blocks --size 256 --out g.pt  # your generator
 """
 
 
