@@ -498,7 +498,7 @@ def _register_anycost(recipes):
         epilog=ANYCOST_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("init and data")
     g.add_argument("--init", metavar="CKPT.pt",
-                   help="the trained generator (a slimmable ResNet checkpoint; default: the packaged model)")
+                   help="the trained generator (a slimmable ResNet or UNet checkpoint; default: the packaged model)")
     g.add_argument("--data", metavar="fmnist-shoes|DIR", help="training data (default: the --init checkpoint's)")
     g.add_argument("--data-root", metavar="DIR", help="Fashion-MNIST idx folder (as the slimmable recipe)")
     g.add_argument("--direction", choices=("AtoB", "BtoA"),
@@ -531,7 +531,7 @@ def run_anycost(args):
     check_output_path(args.out, args.force)
     from ..checkpoint import load_generator, save_checkpoint
     from ..errors import EdgeganError
-    from ..models import ResnetGenerator
+    from ..models import ResnetGenerator, UnetGenerator
     from ..train.anycost import train_anycost
     from ..data import load_pair
     from ..train.slimmable import resolve_device
@@ -539,10 +539,10 @@ def run_anycost(args):
     _configure_threads(args)
     resolve_device(args.device)
     gen, ickpt = load_generator(args.init)
-    if not isinstance(gen, ResnetGenerator):
-        raise EdgeganError("%s: anycost needs an elastic ResNet generator (resnet_generator, "
-                           "mobile_resnet_generator), not %s" % (args.init or "the packaged model",
-                                                                 ickpt["generator"]["arch"]["name"]))
+    if not isinstance(gen, (ResnetGenerator, UnetGenerator)):
+        raise EdgeganError("%s: anycost needs an elastic ResNet or UNet generator (resnet_generator, "
+                           "mobile_resnet_generator, unet_generator), not %s" % (args.init or "the packaged model",
+                                                                                ickpt["generator"]["arch"]["name"]))
     data = ickpt["data"]
     name = args.data or data["name"]
     if name.startswith("aligned:") and not args.data:
