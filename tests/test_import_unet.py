@@ -60,7 +60,8 @@ def test_imported_unet_builds_for_cpu_with_the_reference_outputs(tmp_path, netg,
         assert float(expected.std()) > 0.05  # not a constant or saturated output
         assert psnr(expected, imported.model(x).numpy(), 2.0) >= 100
     ckpt_path = save_checkpoint(str(tmp_path / "imported.pt"), imported_checkpoint(imported, size, "image"))
-    out, manifest = build_bundle("cpu", checkpoint=ckpt_path, out=str(tmp_path / "bundle"), progress=False)
+    out, manifest = build_bundle("cpu", checkpoint=ckpt_path, out=str(tmp_path / "bundle"), n_parity_inputs=2,
+                                 progress=False)
     (variant,) = manifest["variants"]
     assert variant["width"] == 1.0 and variant["parity"]["psnr_db"] >= 60
     session = ort.InferenceSession(os.path.join(out, variant["file"]), providers=["CPUExecutionProvider"])
