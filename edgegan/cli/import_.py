@@ -1,7 +1,6 @@
 """``edgegan import``: a generator trained with pix2pix / CycleGAN or GAN Compression → an edgegan checkpoint."""
 
 import argparse
-import os
 
 from ._common import check_output_path, emit_json
 
@@ -148,6 +147,5 @@ def run(args):
           if imported.model.hparams["in_channels"] == 3 else
           "%d²: %.2f GMACs (%.2f G as GAN Compression counts), %.2f M parameters"
           % (args.size, info["macs"]["edgegan"] / 1e9, info["macs"]["gan-compression"] / 1e9, info["params"] / 1e6))
-    print("wrote %s (one width, 1.0); next: edgegan build --target jetson-nano --checkpoint %s"
-          % (args.out, os.path.relpath(args.out)))
+    print("wrote %s (one width, 1.0); next: edgegan build --target jetson-nano --checkpoint %s" % (args.out, args.out))
     return 0

@@ -20,7 +20,7 @@ from ..data.images import side_spec
 from ..errors import CheckpointError
 from ..runtime.edges import DEFAULT_EDGES
 from ..subnet import cost
-from .registry import converters, get_converter
+from .registry import FORMATS, ImportOptions, converters, get_converter
 from .state import ImportMismatch, SourceState, read_state_dict, transfer
 
 INPUT_CONTENTS = ("edges", "image")
@@ -63,8 +63,6 @@ def fitting_layouts(state, format, skip=None):
     for conv in converters(format):
         for norm in conv.norms:
             for dropout in conv.dropout:
-                from .registry import ImportOptions
-
                 options = ImportOptions(norm, dropout)
                 flags = _flags(conv, options)
                 if flags != skip and _fits(state, conv, options):
@@ -90,10 +88,15 @@ def import_generator(path, format, netg, options):
         conversion, dropped = _convert(state, converter, options)
     except ImportMismatch as e:
         fits = fitting_layouts(state, format, skip=_flags(converter, options))
-        hint = "; it fits --format %s %s" % (format, " or ".join(fits)) if fits else \
-            "; no --format %s layout fits it" % format
-        raise e.in_context("%s is not a %s generator with %s: " % (path, converter.name, _flags(converter, options)),
-                           hint)
+        others = [(f, fitting_layouts(state, f)) for f in FORMATS if f != format] if not fits else []
+        if fits:
+            hint = "; it fits --format %s %s" % (format, " or ".join(fits))
+        elif any(found for _, found in others):
+            hint = "; it fits " + " or ".join("--format %s %s" % (f, flags) for f, found in others for flags in found)
+        else:
+            hint = "; no layout edgegan imports fits it (%s)" % ", ".join(
+                "%s: %s" % (f, ", ".join(c.netg for c in converters(f))) for f in FORMATS)
+        raise e.in_context("%s is not a %s generator with %s: " % (path, format, _flags(converter, options)), hint)
     return Imported(conversion.model.eval(), converter, options, conversion.inferred, dropped, path)
 
 

@@ -67,8 +67,8 @@ class Converter(object):
 
     def __init__(self, format, netg, function, description, norms, dropout, default_norm):
         self.format, self.netg, self.function = format, netg, function
-        self.description, self.norms, self.dropout, self.default_norm = description, tuple(norms), tuple(dropout), \
-            default_norm
+        self.description, self.default_norm = description, default_norm
+        self.norms, self.dropout = tuple(norms), tuple(dropout)
 
     @property
     def name(self):

@@ -28,13 +28,15 @@ class ImportMismatch(CheckpointError):
     """The checkpoint does not have the layout asked for: ``key`` (with the ``expected`` and ``found`` shapes,
     ``None`` for absent) is the first that differs."""
 
-    def __init__(self, key, expected, found, what="", context=None):
+    def __init__(self, key, expected, found, what="", context=None, nearby=None):
         self.key, self.expected, self.found, self.what = key, expected, found, what
+        self.nearby = list(nearby or [])
         super(ImportMismatch, self).__init__(context or self.describe())
 
     def in_context(self, before, after=""):
         """The same mismatch with a message ``before + describe() + after``."""
-        return ImportMismatch(self.key, self.expected, self.found, self.what, before + self.describe() + after)
+        return ImportMismatch(self.key, self.expected, self.found, self.what, before + self.describe() + after,
+                              self.nearby)
 
     def describe(self):
         def shape(s):
@@ -42,18 +44,21 @@ class ImportMismatch(CheckpointError):
 
         what = " (%s)" % self.what if self.what else ""
         if self.found is None:
-            return "%s%s: expected a tensor of shape %s, the checkpoint has no such key" % (
-                self.key, what, shape(self.expected))
+            parent = self.key.rsplit(".", 1)[0]
+            there = ("it has %s there" % ", ".join("%s %s" % (k, shape(v)) for k, v in self.nearby[:2])
+                     + (", ..." if len(self.nearby) > 2 else "")) if self.nearby else "nothing under %s" % parent
+            return "%s%s: expected a tensor of shape %s, the checkpoint has no such key (%s)" % (
+                self.key, what, shape(self.expected), there)
         if self.expected is None:
-            return "%s %s: the checkpoint holds this tensor, which the layout does not have" % (
-                self.key, shape(self.found))
+            return "%s %s%s: the checkpoint holds this tensor, which the layout does not have" % (
+                self.key, shape(self.found), " (in a %s)" % self.what if self.what else "")
         return "%s%s: expected shape %s, the checkpoint has %s" % (self.key, what, shape(self.expected),
                                                                    shape(self.found))
 
 
 def _first_line(error):
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return "%s: %s" % (type(error).__name__, text.splitlines()[0]) if text else type(error).__name__
 
 
 def read_state_dict(path):
@@ -71,12 +76,13 @@ def read_state_dict(path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many types for files that are not its own
-        if "Weights only load failed" in str(e):
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if refused:
             raise CheckpointError(
-                "%s holds pickled Python objects (a whole model, not a state_dict), which torch.load(weights_only=True) "
-                "refuses to run; in the code that trained it, save the weights with "
+                "%s holds pickled Python objects (%s: a whole model, not a state_dict), which "
+                "torch.load(weights_only=True) refuses to run; in the code that trained it, save the weights with "
                 "torch.save(netG.state_dict(), 'latest_net_G.pth') (netG.module.state_dict() under DataParallel) "
-                "and import that file" % path)
+                "and import that file" % (path, refused.group(1)))
         raise CheckpointError("%s is not a PyTorch checkpoint (%s); pass the generator's .pth file as its training "
                               "code saved it" % (path, _first_line(e)))
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
@@ -106,13 +112,22 @@ class SourceState(object):
     def __contains__(self, key):
         return key in self.tensors
 
+    def missing(self, key, expected, what=""):
+        """The ``ImportMismatch`` for an absent ``key``, listing what the source holds under its parent."""
+        parts, nearby = key.split(".")[:-1], []
+        while parts and not nearby:  # the closest enclosing module the source holds tensors under
+            parent = ".".join(parts) + "."
+            nearby = [(k, list(v.shape)) for k, v in self.tensors.items() if k.startswith(parent)]
+            parts = parts[:-1] if len(parts) > 2 else []
+        return ImportMismatch(key, expected, None, what, nearby=nearby)
+
     def keys(self):
         return list(self.tensors)
 
     def shape(self, key, expected_rank=None, what=""):
         """The shape of ``key`` as a list; ``ImportMismatch`` if it is absent (or not ``expected_rank``-d)."""
         if key not in self.tensors:
-            raise ImportMismatch(key, ["?"] * (expected_rank or 1), None, what)
+            raise self.missing(key, ["?"] * (expected_rank or 1), what)
         shape = list(self.tensors[key].shape)
         if expected_rank is not None and len(shape) != expected_rank:
             raise ImportMismatch(key, ["?"] * expected_rank, shape, what)
@@ -179,7 +194,7 @@ def transfer(state, model, pairs):
                 if key not in state:
                     if optional:
                         continue
-                    raise ImportMismatch(key, list(target.shape), None, "%s %s" % (_kind(module), suffix))
+                    raise state.missing(key, list(target.shape), "%s %s" % (_kind(module), suffix))
                 source = state.tensors[key]
                 if list(source.shape) != list(target.shape):
                     raise ImportMismatch(key, list(target.shape), list(source.shape),
@@ -193,6 +208,9 @@ def transfer(state, model, pairs):
                     if key in state:
                         dropped.append(key)
                         used.add(key)
+            extra = [k for k in state.keys() if k.startswith(prefix + ".") and k not in used]
+            if extra:  # e.g. a conv bias the layout's norm rules out: report it where it sits
+                raise ImportMismatch(extra[0], None, list(state.tensors[extra[0]].shape), _kind(module))
     extra = [k for k in state.keys() if k not in used]
     if extra:
         raise ImportMismatch(extra[0], None, list(state.tensors[extra[0]].shape))
