@@ -1,4 +1,5 @@
-"""`edgegan import`: reference networks in pix2pix / GAN Compression key layouts → edgegan checkpoints with equal outputs."""
+"""`edgegan import`: reference networks in pix2pix / GAN Compression key layouts → edgegan checkpoints computing
+the same function."""
 
 import json
 import os
@@ -169,7 +170,8 @@ def test_wrong_channels_and_size(tmp_path, capsys):
 def test_bad_files_give_one_line(tmp_path, capsys):
     ref = pix2pix_resnet(n_blocks=6, norm="batch", dropout=False)
     common = ["--format", "pix2pix", "--netG", "resnet_6blocks", "--size", "32"]
-    assert "no file at" in _error(capsys, "import", str(tmp_path / "nope.pth"), *common, "--out", str(tmp_path / "o.pt"))
+    assert "no file at" in _error(capsys, "import", str(tmp_path / "nope.pth"), *common,
+                                  "--out", str(tmp_path / "o.pt"))
     torch.save(ref, str(tmp_path / "whole.pth"))  # a pickled module, as `torch.save(netG)` writes it
     err = _error(capsys, "import", str(tmp_path / "whole.pth"), *common, "--out", str(tmp_path / "o.pt"))
     assert "weights_only" in err and "state_dict()" in err

@@ -33,8 +33,8 @@ def _aligned_folder(root, n_train=6, n_test=3, seed=0):
         os.makedirs(os.path.join(root, split))
         for i in range(n):
             a = np.full((SIZE, SIZE, 3), 255, np.uint8)
-            cv2.line(a, tuple(int(v) for v in rng.integers(0, SIZE, 2)), tuple(int(v) for v in rng.integers(0, SIZE, 2)),
-                     (0, 0, 0), 1)
+            start, end = (tuple(int(v) for v in rng.integers(0, SIZE, 2)) for _ in range(2))
+            cv2.line(a, start, end, (0, 0, 0), 1)
             b = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
             cv2.imwrite(os.path.join(root, split, "%03d.png" % i), np.hstack([a, b]))
     return str(root)

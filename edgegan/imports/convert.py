@@ -172,7 +172,8 @@ def imported_checkpoint(imported, size, input_content, edges=None, name=None):
                        for conv in ("edgegan", "gan-compression"))
     model = imported.model
     return {
-        "generator": {"arch": model.arch(), "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()}},
+        "generator": {"arch": model.arch(),
+                      "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()}},
         "widths": [1.0],
         "data": imported_data(imported, size, input_content, edges, name),
         "import": {"format": imported.converter.format, "netG": imported.converter.netg,

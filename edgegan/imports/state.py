@@ -91,7 +91,8 @@ def read_state_dict(path):
         raise CheckpointError("%s holds a %s, not a state_dict; pass the generator's weights (latest_net_G.pth)"
                               % (path, "empty dict" if isinstance(obj, dict) else type(obj).__name__))
     if obj.get("format") == CHECKPOINT_FORMAT:
-        raise CheckpointError("%s is already an edgegan checkpoint; use it directly (edgegan build --checkpoint)" % path)
+        raise CheckpointError("%s is already an edgegan checkpoint; use it directly (edgegan build --checkpoint)"
+                              % path)
     not_tensors = [k for k, v in obj.items() if not torch.is_tensor(v)]
     if not_tensors:
         raise CheckpointError("%s is not a state_dict: %r holds a %s, not a tensor; pass the generator's weights "
