@@ -307,6 +307,13 @@ def test_build_tensorrt_and_int8_targets(unet_checkpoint, calibration_images, tm
         assert graph_issues(onnx.load(os.path.join(out, v["file"])), version, v["precision"]) == []
 
 
+def test_build_openvino_target(unet_checkpoint, tmp_path):
+    pytest.importorskip("openvino")
+    _, manifest = build_bundle("cpu-openvino", checkpoint=unet_checkpoint, out=str(tmp_path / "ov"), widths=[0.25],
+                               n_parity_inputs=4, progress=False)
+    assert manifest["variants"][0]["parity"]["psnr_db"] >= 60
+
+
 def test_build_torch_target(unet_checkpoint, tmp_path):
     _, manifest = build_bundle("torch", checkpoint=unet_checkpoint, out=str(tmp_path / "torch"), widths=[0.5],
                                progress=False)
