@@ -36,6 +36,9 @@ MACS_CONVENTIONS = ("edgegan", "gan-compression")
 
 
 def default_input_shape(model, size=64):
+    """``(1, in_channels, size, size)``, the side rounded up to the model's ``size_multiple`` (a UNet's 2^levels)."""
+    multiple = int(getattr(model, "size_multiple", 1))
+    size = -(-int(size) // multiple) * multiple
     return (1, model.hparams["in_channels"], size, size)
 
 

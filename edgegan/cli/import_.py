@@ -32,9 +32,9 @@ INT8 calibration turn photos into Canny edge maps (dark lines on white) with the
 # the parser is built without torch (`edgegan run` works on devices without it): the choices are spelled out
 # here; edgegan.imports validates them again against its registry
 FORMATS = ("pix2pix", "gan-compression")
-NETG_HELP = ("its --netG (pix2pix: resnet_9blocks, resnet_6blocks; gan-compression: resnet_9blocks, "
-             "mobile_resnet_9blocks, sub_mobile_resnet_9blocks, legacy_sub_mobile_resnet_9blocks); an unknown "
-             "name lists the known ones")
+NETG_HELP = ("its --netG (pix2pix: resnet_9blocks, resnet_6blocks, unet_256, unet_128; gan-compression: "
+             "resnet_9blocks, mobile_resnet_9blocks, sub_mobile_resnet_9blocks, legacy_sub_mobile_resnet_9blocks); "
+             "an unknown name lists the known ones")
 
 
 def register(sub):

@@ -18,6 +18,9 @@ SLIMMABLE_EPILOG = """examples:
   # a quick smoke run
   edgegan train slimmable --data fmnist-shoes --ngf 4 --n-blocks 2 --steps 20 --out /tmp/tiny.pt
 
+  # the pix2pix UNet instead of the ResNet (5 levels at 32²; unet_256 at --size 256)
+  edgegan train slimmable --data fmnist-shoes --arch unet --ngf 16 --steps 800 --out runs/unet32.pt
+
   # a pix2pix aligned folder (DIR/train, DIR/val or DIR/test of A|B images), photo → edges, on a GPU
   edgegan train slimmable --data datasets/edges2shoes --direction BtoA --size 64 --ngf 32 \\
       --steps 20000 --batch-size 16 --device cuda --out runs/e2s64.pt
@@ -64,15 +67,40 @@ def add_data_arguments(parser, from_teacher=False):
 
 def add_generator_arguments(parser):
     g = parser.add_argument_group("generator")
+    g.add_argument("--arch", choices=("resnet", "unet"), default="resnet",
+                   help="resnet: the pix2pix ResNet generator (default); unet: the pix2pix UNet (unet_256 / unet_128)")
     g.add_argument("--ngf", type=int, default=16, help="channels of the first layer at full width (default 16)")
-    g.add_argument("--n-blocks", type=int, default=6, help="residual blocks (default 6)")
+    g.add_argument("--n-blocks", type=int, help="resnet: residual blocks (default 6)")
+    g.add_argument("--num-downs", type=int,
+                   help="unet: levels, each halving the image (default: as many as --size allows, at most 8: "
+                        "unet_256 at 256², unet_128 is 7; 5 at 32²)")
+    g.add_argument("--dropout", action="store_true",
+                   help="unet: Dropout(0.5) in the middle levels, as pix2pix's --dropout (off at inference)")
     g.add_argument("--norm", choices=("bn", "in"), default="bn",
                    help="bn: switchable BatchNorm, folds into convs on export (default); in: InstanceNorm")
-    g.add_argument("--padding", choices=("reflect", "zero"), default="reflect", help="default reflect")
-    g.add_argument("--upsample", choices=("transposed", "resize"), default="transposed",
-                   help="transposed conv or nearest-resize + conv (default transposed)")
+    g.add_argument("--padding", choices=("reflect", "zero"), help="resnet: default reflect")
+    g.add_argument("--upsample", choices=("transposed", "resize"),
+                   help="resnet: transposed conv or nearest-resize + conv (default transposed)")
     g.add_argument("--widths", type=_widths, default=(0.25, 0.5, 0.75, 1.0), metavar="W,W,...",
                    help="width multipliers to train (default 0.25,0.5,0.75,1.0)")
+
+
+def generator_options(args):
+    """The ``SlimmableConfig`` fields of the generator arguments; options of the other architecture refused."""
+    from ..errors import EdgeganError
+
+    own = {"resnet": ("n_blocks", "padding", "upsample"), "unet": ("num_downs", "dropout")}
+    for arch, names in own.items():
+        given = [n for n in names if getattr(args, n) not in (None, False)]
+        if given and args.arch != arch:
+            raise EdgeganError("%s: %s of --arch %s, not of --arch %s" % (
+                ", ".join("--" + n.replace("_", "-") for n in given), "options" if len(given) > 1 else "an option",
+                arch, args.arch))
+    options = {"arch": args.arch, "ngf": args.ngf, "norm": args.norm, "widths": args.widths}
+    for name in own[args.arch]:
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    return options
 
 
 def add_optimisation_arguments(parser):
@@ -115,7 +143,7 @@ def register(subparsers):
 def _register_slimmable(recipes):
     p = recipes.add_parser(
         "slimmable", help="SlimGAN: one generator for every width, shared-trunk multi-head D, inplace distillation",
-        description="Train a width-switchable (slimmable) pix2pix ResNet generator the SlimGAN way: every step "
+        description="Train a width-switchable (slimmable) pix2pix ResNet or UNet generator the SlimGAN way: every step "
                     "runs all widths widest first; a conditional shared-trunk PatchGAN has one hinge-loss head "
                     "per width; each width also gets λ_L1·L1 to the target and λ_distill·MSE to the next wider "
                     "width's (detached) output. Prints held-out PSNR / SSIM / L1 per width at the end.",
@@ -170,8 +198,7 @@ def _run_slimmable(args):
 
     _configure_threads(args)
     config = SlimmableConfig(
-        ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm, padding=args.padding, upsample=args.upsample,
-        widths=args.widths, ndf=args.ndf, d_layers=args.d_layers, d_share=args.d_share, same_d=args.same_d,
+        **generator_options(args), ndf=args.ndf, d_layers=args.d_layers, d_share=args.d_share, same_d=args.same_d,
         slimmable_d=args.slimmable_d,
         steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, lambda_l1=args.lambda_l1, lambda_distill=args.lambda_distill, distill=args.distill,
@@ -508,8 +535,8 @@ def _register_anycost(recipes):
         epilog=ANYCOST_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("init and data")
     g.add_argument("--init", metavar="CKPT.pt",
-                   help="the trained generator (a slimmable ResNet checkpoint, or a one-width one from `edgegan "
-                        "import`, which becomes slimmable at 0.25,0.5,0.75,1.0; default: the packaged model)")
+                   help="the trained generator (a slimmable ResNet or UNet checkpoint, or a one-width one from "
+                        "`edgegan import`, which becomes slimmable at 0.25,0.5,0.75,1.0; default: the packaged model)")
     g.add_argument("--data", metavar="fmnist-shoes|DIR", help="training data (default: the --init checkpoint's)")
     g.add_argument("--data-root", metavar="DIR", help="Fashion-MNIST idx folder (as the slimmable recipe)")
     g.add_argument("--direction", choices=("AtoB", "BtoA"),
@@ -542,7 +569,7 @@ def run_anycost(args):
     check_output_path(args.out, args.force)
     from ..checkpoint import load_generator, save_checkpoint
     from ..errors import EdgeganError
-    from ..models import ResnetGenerator
+    from ..models import ResnetGenerator, UnetGenerator
     from ..train.anycost import train_anycost
     from ..data import load_pair
     from ..train.slimmable import resolve_device
@@ -550,10 +577,10 @@ def run_anycost(args):
     _configure_threads(args)
     resolve_device(args.device)
     gen, ickpt = load_generator(args.init)
-    if not isinstance(gen, ResnetGenerator):
-        raise EdgeganError("%s: anycost needs an elastic ResNet generator (resnet_generator, "
-                           "mobile_resnet_generator), not %s" % (args.init or "the packaged model",
-                                                                 ickpt["generator"]["arch"]["name"]))
+    if not isinstance(gen, (ResnetGenerator, UnetGenerator)):
+        raise EdgeganError("%s: anycost needs an elastic ResNet or UNet generator (resnet_generator, "
+                           "mobile_resnet_generator, unet_generator), not %s" % (args.init or "the packaged model",
+                                                                                ickpt["generator"]["arch"]["name"]))
     data = ickpt["data"]
     name = args.data or data["name"]
     if name.startswith("aligned:") and not args.data:

@@ -41,7 +41,7 @@ key layout, named by its *format* (the code that trained it: ``pix2pix``, ``gan-
 
 Layouts: ``edgegan.imports.resnet`` (pix2pix ``resnet_9blocks`` / ``resnet_6blocks``; GAN Compression
 ``resnet_9blocks``, ``mobile_resnet_9blocks``, ``sub_mobile_resnet_9blocks``,
-``legacy_sub_mobile_resnet_9blocks``).
+``legacy_sub_mobile_resnet_9blocks``); ``edgegan.imports.unet`` (pix2pix ``unet_256`` / ``unet_128``).
 
 The imported checkpoint's ``data`` entry (``imported_data``) records ``size``, ``in_channels`` /
 ``out_channels``, the [-1, 1] range (mean 0.5, std 0.5, RGB order, as pix2pix normalises), the input
@@ -56,6 +56,7 @@ from .convert import (INPUT_CONTENTS, Imported, default_input_content, edge_sett
 from .registry import FORMATS, NORMS, Conversion, Converter, ImportOptions, converter, converters, get_converter
 from .state import ImportMismatch, SourceState, parameterised_layers, read_state_dict, transfer
 from . import resnet  # noqa: F401,E402  (registers its converters)
+from . import unet  # noqa: F401,E402  (registers its converters)
 
 __all__ = ["FORMATS", "INPUT_CONTENTS", "NORMS", "Conversion", "Converter", "ImportMismatch", "ImportOptions",
            "Imported", "SourceState", "converter", "converters", "default_input_content", "edge_settings",

@@ -115,7 +115,7 @@ def check_size(imported, size):
     try:
         with torch.no_grad():
             y = imported.model(torch.zeros(1, c, size, size))
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:  # a UNet names the sizes it takes with a ValueError
         y, error = None, str(e).splitlines()[0]
     else:
         error = None

@@ -1,6 +1,6 @@
 """Anycost GAN consistency training for a trained slimmable generator (METHODS.md §3).
 
-Starting from a trained elastic ``ResnetGenerator`` (or ``MobileResnetGenerator``):
+Starting from a trained elastic ``ResnetGenerator`` (or ``MobileResnetGenerator``, or ``UnetGenerator``):
 
 1. **Sort** every channel group by importance (``edgegan.nn.sorting.sort_channels``: L1 norm of the
    producing kernels), so that a first-k slice keeps the most important channels. The full-width
@@ -200,7 +200,8 @@ def train_anycost(generator, train_set, steps, test_set=None, widths=None, sampl
     """Sort ``generator``'s channels, then consistency-train its sub-widths; returns a checkpoint dict.
 
     Args:
-        generator: a trained elastic ``ResnetGenerator`` / ``MobileResnetGenerator`` (copied, not modified).
+        generator: a trained elastic ``ResnetGenerator`` / ``MobileResnetGenerator`` / ``UnetGenerator`` (copied,
+            not modified).
         train_set, test_set: ``(input, target)`` pairs with ``describe()`` (``edgegan.data``);
             ``test_set`` gives the checkpoint's per-width metrics (none without it).
         steps: fine-tuning steps.

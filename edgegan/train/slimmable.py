@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ..checkpoint import FORMAT
 from ..errors import EdgeganError
-from ..models import DEFAULT_WIDTHS, ResnetGenerator, SharedTrunkPatchGAN, SlimmablePatchGAN
+from ..models import DEFAULT_WIDTHS, ResnetGenerator, SharedTrunkPatchGAN, SlimmablePatchGAN, UnetGenerator
 from ..nn import at_width
 from .losses import d_hinge_loss, g_hinge_loss, inplace_distillation
 from .metrics import evaluate_widths, width_key
@@ -34,6 +34,8 @@ from .recalibrate import recalibrate_bn
 from .recipe_options import d_schedule, validate_shared
 
 ADAM_BETAS = (0.5, 0.999)  # pix2pix / SlimGAN
+ARCHS = ("resnet", "unet")
+MAX_UNET_DOWNS = 8  # pix2pix's unet_256
 
 
 @dataclass
@@ -47,13 +49,19 @@ class SlimmableConfig:
     ``SlimmablePatchGAN`` whose width switches with the generator's (``d_share`` is then unused).
     ``recalibrate_bn`` re-estimates the BatchNorm statistics of every width on that many
     training batches with the final weights, before the final evaluation.
+    ``arch`` picks the generator: ``resnet`` (``n_blocks``, ``padding``, ``upsample``) or ``unet``
+    (``num_downs`` levels, ``None``: as many as the image side allows, at most 8 — pix2pix's
+    ``unet_256``; ``dropout``: pix2pix's Dropout(0.5) in the middle levels).
     """
 
+    arch: str = "resnet"
     ngf: int = 16
     n_blocks: int = 6
     norm: str = "bn"
     padding: str = "reflect"
     upsample: str = "transposed"
+    num_downs: Optional[int] = None
+    dropout: bool = False
     widths: tuple = DEFAULT_WIDTHS
     ndf: int = 16
     d_layers: Optional[int] = None
@@ -73,6 +81,13 @@ class SlimmableConfig:
     device: str = "cpu"
 
     def validate(self):
+        if self.arch not in ARCHS:
+            raise EdgeganError("--arch must be one of %s, got %r" % (", ".join(ARCHS), self.arch))
+        if self.num_downs is not None and (self.arch != "unet" or int(self.num_downs) < 2):
+            raise EdgeganError("--num-downs is the number of UNet levels (--arch unet), at least 2; got %r"
+                               % (self.num_downs,))
+        if self.dropout and self.arch != "unet":
+            raise EdgeganError("--dropout is an option of --arch unet")
         if not self.widths or any(not 0.0 < float(w) <= 1.0 for w in self.widths):
             raise EdgeganError("--widths must be multipliers in (0, 1], got %s" % (self.widths,))
         validate_shared(self, ("steps", "batch_size", "ngf", "ndf"))
@@ -138,14 +153,41 @@ def _skip_batch(it):
     next(it, None)
 
 
-def build_models(config, meta, device):
-    """The slimmable generator and its shared-trunk discriminator (one head per width) for ``meta``."""
+def unet_levels(size, num_downs=None):
+    """The UNet's number of levels for ``size``² images: ``num_downs`` (checked: ``size`` must be a multiple of
+    ``2^num_downs``), else the most the side allows (its factors of 2), at most ``MAX_UNET_DOWNS``."""
+    size = int(size)
+    most = 0
+    while most < MAX_UNET_DOWNS and size % 2 ** (most + 1) == 0:
+        most += 1
+    if most < 2:
+        raise EdgeganError("a UNet needs --size to be a multiple of 4 (2 levels at least), got %d" % size)
+    if num_downs is None:
+        return most
+    if size % 2 ** int(num_downs):
+        raise EdgeganError("--num-downs %d halves the image %d times: --size must be a multiple of %d, got %d (use "
+                           "--num-downs %d or fewer)" % (num_downs, num_downs, 2 ** int(num_downs), size, most))
+    return int(num_downs)
+
+
+def build_generator(config, meta):
+    """The slimmable generator ``config.arch`` names, for ``meta``'s image channels and size."""
+    widths = sorted(float(w) for w in config.widths)
+    if config.arch == "unet":
+        return UnetGenerator(meta["in_channels"], meta["out_channels"], ngf=config.ngf,
+                             num_downs=unet_levels(meta["size"], config.num_downs), norm=config.norm,
+                             dropout=config.dropout, widths=widths)
     if meta["size"] < 8 or meta["size"] % 4:
         raise EdgeganError("--size must be a multiple of 4 and at least 8 (the generator downsamples twice), "
                            "got %d" % meta["size"])
+    return ResnetGenerator(meta["in_channels"], meta["out_channels"], ngf=config.ngf, n_blocks=config.n_blocks,
+                           norm=config.norm, padding=config.padding, upsample=config.upsample, widths=widths)
+
+
+def build_models(config, meta, device):
+    """The slimmable generator and its shared-trunk discriminator (one head per width) for ``meta``."""
     widths = sorted(float(w) for w in config.widths)
-    generator = ResnetGenerator(meta["in_channels"], meta["out_channels"], ngf=config.ngf, n_blocks=config.n_blocks,
-                                norm=config.norm, padding=config.padding, upsample=config.upsample, widths=widths)
+    generator = build_generator(config, meta)
     d_layers = config.d_layers or (2 if meta["size"] < 128 else 3)
     if getattr(config, "slimmable_d", False):
         discriminator = SlimmablePatchGAN(meta["in_channels"] + meta["out_channels"], ndf=config.ndf,
