@@ -12,13 +12,14 @@ import sys
 from .. import __version__
 from ..errors import EdgeganError
 
-COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval"]
+COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval", "data"]
 
 EPILOG = """examples:
   edgegan build --target jetson-nano            # packaged default model → ./edgegan-jetson-nano/
   edgegan bench edgegan-jetson-nano             # FPS and latency per variant
   edgegan run edgegan-cpu --input edges/ --output out/
   edgegan train slimmable --data fmnist-shoes --steps 2000 --out runs/shoes.pt
+  edgegan data get edges2shoes                  # the public pix2pix / CycleGAN data sets → ./datasets/
   edgegan targets                               # the device profiles
   edgegan demo edges2shoes --bundle edgegan-cpu --source 0     # the webcam demo
   edgegan profile edgegan-cpu --emulate-threads 1,2            # FPS/power per width and mode, plots
