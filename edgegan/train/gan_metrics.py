@@ -173,7 +173,30 @@ def inception_pool_features(net, images, batch_size=50, device="cpu"):
 
 
 def fid_from_features(real, fake):
-    return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
+    """The Fréchet distance of two feature sets (N×D each), without a D×D matrix square root.
+
+    ``Tr((Σ1 Σ2)^½)`` is the sum of the square roots of the eigenvalues of ``Σ1 Σ2``. With fewer samples than
+    dimensions (200 held-out images, 2048 Inception features) these are the squared singular values of
+    ``A1ᵀ A2 / √((n1−1)(n2−1))`` (A: the centred features, samples as rows), an n1×n2 matrix; otherwise
+    those of ``Σ1^½ Σ2 Σ1^½`` (symmetric eigen-decompositions). Same value as ``frechet_distance`` (pytorch-fid's
+    ``sqrtm``), in a fraction of a second instead of minutes.
+    """
+    f1, f2 = _np64(real), _np64(fake)
+    if f1.ndim != 2 or f2.ndim != 2 or len(f1) < 2 or len(f2) < 2 or f1.shape[1] != f2.shape[1]:
+        raise ValueError("need two N×D feature arrays with N >= 2 and the same D, got %s and %s"
+                         % (f1.shape, f2.shape))
+    a, b = f1 - f1.mean(axis=0), f2 - f2.mean(axis=0)
+    diff = f1.mean(axis=0) - f2.mean(axis=0)
+    k1, k2 = len(f1) - 1, len(f2) - 1
+    trace1, trace2 = float((a * a).sum()) / k1, float((b * b).sum()) / k2
+    if min(len(f1), len(f2)) <= f1.shape[1]:
+        cross = float(np.linalg.svd(a.dot(b.T) / np.sqrt(k1 * k2), compute_uv=False).sum())
+    else:
+        values, vectors = np.linalg.eigh(a.T.dot(a) / k1)
+        root = (vectors * np.sqrt(np.clip(values, 0, None))).dot(vectors.T)
+        middle = root.dot(b.T.dot(b) / k2).dot(root)
+        cross = float(np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum())
+    return max(float(diff.dot(diff)) + trace1 + trace2 - 2.0 * cross, 0.0)
 
 
 def fid_inception(weights_path, real_images, fake_images, batch_size=50, device="cpu"):
