@@ -229,8 +229,11 @@ def report_metrics(args, ckpt):
                    "test_images": train["test_images"], "metrics": ckpt["metrics"]})
         return
     rows = [dict(m, width=key) for key, m in ckpt["metrics"].items()]
-    print(format_table(rows, [("width", "width", None), ("psnr", "PSNR dB", "{:.2f}"),
-                              ("ssim", "SSIM", "{:.4f}"), ("l1", "L1", "{:.4f}")]))
+    columns = [("width", "width", None), ("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"),
+               ("l1", "L1", "{:.4f}")]
+    if any("fid" in r for r in rows):  # --fid-weights
+        columns.append(("fid", "FID", "{:.2f}"))
+    print(format_table(rows, columns))
     print("held-out: %d pairs of %s; %d steps in %.0f s; wrote %s"
           % (train["test_images"], ckpt["data"]["name"], train["steps"], train["seconds"], args.out))
 
