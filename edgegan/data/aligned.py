@@ -40,7 +40,8 @@ class AlignedFolder(Dataset):
         if not os.path.isdir(folder):
             present = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
             raise DatasetError("%s has no %s/ sub-folder (it has: %s); a pix2pix aligned data set holds "
-                               "train/ and val/ or test/ folders of A|B side-by-side images"
+                               "train/ and val/ or test/ folders of A|B side-by-side images (a CycleGAN unpaired "
+                               "one: trainA/, trainB/, testA/, testB/; `edgegan data get NAME` fetches either)"
                                % (root, split, ", ".join(present) or "none"))
         self.files = image_files(folder)
         if not self.files:
