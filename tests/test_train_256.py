@@ -2,6 +2,7 @@
 AMP (bf16 on the CPU; fp16 refused there), channels-last, and held-out FID with the FID Inception-v3 (random
 weights of the same structure saved to a temporary file: the numbers are not real FIDs)."""
 
+import json
 import os
 
 import cv2
@@ -208,12 +209,20 @@ def test_fid_inception_has_pytorch_fid_structure(fid_weights, tmp_path):
         load_fid_inception(str(garbage))
 
 
-def test_paired_recipe_reports_held_out_fid_per_width(fid_weights, folder, tmp_path):
+def test_paired_recipe_reports_held_out_fid_per_width(fid_weights, folder, tmp_path, capsys):
     train, test = load_pair(folder, size=16)
     config = SlimmableConfig(steps=1, widths=(0.5, 1.0), fid_weights=fid_weights, **TINY)
     ckpt = train_slimmable(config, train, test, progress=False)
     fids = [ckpt["metrics"][k]["fid"] for k in ("w0.5", "w1")]
     assert all(np.isfinite(f) and f >= 0 for f in fids) and fids[0] != fids[1]
+
+    from edgegan.checkpoint import save_checkpoint
+
+    path = str(tmp_path / "fid.pt")
+    save_checkpoint(path, ckpt)
+    assert main(["eval", path, "--data", folder, "--fid-weights", fid_weights, "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)["widths"]  # `edgegan eval` scores the same outputs the same way
+    assert [scored[k]["fid"] for k in ("w0.5", "w1")] == pytest.approx(fids, rel=1e-6)
     with pytest.raises(EdgeganError, match="no Inception weights"):  # before training, not after it
         train_slimmable(SlimmableConfig(steps=1, fid_weights=str(tmp_path / "nope.pth"), **TINY), train, test,
                         progress=False)
