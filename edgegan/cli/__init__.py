@@ -3,16 +3,29 @@
 Each sub-command lives in its own module exposing ``register(subparsers)``; its handler
 is stored as the parser default ``func``. Handlers import heavy libraries lazily so that
 ``edgegan bench`` and ``edgegan run`` work on a device without torch.
+
+Two distributions ship these modules: ``edgegan-runtime`` (what a device installs, Python >= 3.6,
+numpy and a backend) carries this dispatcher and the ``DEVICE_COMMANDS``; the full ``edgegan``
+(the development toolkit: torch, ONNX, compilers) adds every other command of ``COMMANDS``. A
+command whose module is not installed is listed under "not installed here" by ``--help`` and refused
+with one line naming the package that adds it.
 """
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from .. import __version__
 from ..errors import EdgeganError
 
 COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval", "data"]
+# The commands edgegan-runtime ships (edgegan-runtime/pyproject.toml lists their modules); every other
+# command of COMMANDS comes with the full toolkit.
+DEVICE_COMMANDS = ["bench", "run", "demo", "profile"]
+FULL_PACKAGE = "edgegan"
+FULL_INSTALL = ("the development toolkit: pip install edgegan (Python >= 3.9, with torch), "
+                "or pip install -e . in a checkout")
 
 EPILOG = """examples:
   edgegan build --target jetson-nano            # packaged default model → ./edgegan-jetson-nano/
@@ -26,18 +39,53 @@ EPILOG = """examples:
 """
 
 
+def installed(command):
+    """Whether the module of sub-command ``command`` is installed here."""
+    return importlib.util.find_spec("edgegan.cli." + command) is not None
+
+
+def missing_commands():
+    """The commands of ``COMMANDS`` whose modules are not installed (a device with edgegan-runtime only)."""
+    return [name for name in COMMANDS if not installed(name)]
+
+
+def not_installed_message(command):
+    return ("`edgegan %s` is part of the full edgegan package, which is not installed here (this is "
+            "edgegan-runtime: %s); install %s" % (command, ", ".join(DEVICE_COMMANDS), FULL_INSTALL))
+
+
+def _epilog(missing):
+    if not missing:
+        return EPILOG
+    lines = [line for line in EPILOG.splitlines()
+             if not (line.startswith("  edgegan ") and line.split()[1] in missing)]
+    return "\n".join(lines) + ("\n\nnot installed here: %s. They come with the full %s package; install %s.\n"
+                               % (", ".join(missing), FULL_PACKAGE, FULL_INSTALL))
+
+
 def build_parser():
+    missing = missing_commands()
     parser = argparse.ArgumentParser(
         prog="edgegan", description="Train width-switchable generators, compile them per device, run them.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_epilog(missing), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="edgegan " + __version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module("edgegan.cli." + name).register(sub)
+        if name not in missing:
+            importlib.import_module("edgegan.cli." + name).register(sub)
     return parser
 
 
+def _command_word(argv):
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_word(argv)
+    if command in COMMANDS and not installed(command):
+        print("edgegan %s: error: %s" % (command, not_installed_message(command)), file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

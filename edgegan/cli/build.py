@@ -12,6 +12,7 @@ EPILOG = """examples:
   edgegan build --target cpu --checkpoint runs/supernet.pt --configs front.json   # searched sub-networks
   edgegan build --target cpu-int8 --calibration photos/ --observer percentile
   edgegan build --target cpu --checkpoint runs/slimgan.pt --out slimgan-cpu   # noise (+ label) → image generator
+  edgegan build --target jetson-nano --with-runtime   # + wheels/edgegan_runtime-*.whl for an offline device
 """
 
 
@@ -42,6 +43,10 @@ def register(sub):
     p.add_argument("--observer", choices=["minmax", "percentile", "entropy"],
                    help="int8: how activation ranges are chosen (default: the profile's)")
     p.add_argument("--parity-inputs", type=int, default=8, metavar="N", help="inputs for the parity check (default 8)")
+    p.add_argument("--with-runtime", action="store_true",
+                   help="put the edgegan-runtime wheel into BUNDLE/wheels/ (recorded with its sha256), so that a "
+                        "device installs the runtime from the bundle, offline: python3 -m pip install --user "
+                        "BUNDLE/wheels/*.whl")
     p.add_argument("--force", action="store_true", help="replace an existing bundle directory")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=run)
@@ -59,7 +64,7 @@ def run(args):
     out, manifest = build_bundle(args.target, checkpoint=args.checkpoint, out=args.out, widths=args.widths,
                                  precision=args.precision, force=args.force, n_parity_inputs=args.parity_inputs,
                                  progress=not args.json, calibration=args.calibration, observer=args.observer,
-                                 configs=args.configs)
+                                 configs=args.configs, with_runtime=args.with_runtime)
     if args.json:
         emit_json({"bundle": out, "manifest": manifest})
         return 0
@@ -76,10 +81,18 @@ def run(args):
         columns = [("quality", "FD-FMNIST", "{:.2f}") if c[0] == "quality" else c for c in columns]
     print(format_table(rows, columns))
     print("\nwrote %s (target %s, %d variants)" % (out, manifest["target"], len(rows)))
+    wheel = manifest.get("runtime_wheel")
+    if wheel:
+        print("the runtime for the device: %s/%s (%s); on the device: python3 -m pip install --user %s/%s"
+              % (out, wheel["file"], wheel["source"], out, wheel["file"]))
     steps = manifest.get("device_steps")
-    if steps:
-        print("TensorRT %s engines are built on the device: copy the bundle there and run\n"
+    if steps and steps.get("built_at_build_time") != "yes":
+        print("TensorRT %s engines are built on the device (not here: %s): copy the bundle there and run\n"
               "  python3 %s/%s      (records the engines in the manifest for the runtime)\n"
               "or the same builds as trtexec lines: sh %s/%s"
-              % (steps["tensorrt_version"], out, steps["builder"], out, steps["script"]))
+              % ("/".join(steps.get("tensorrt_versions") or [steps["tensorrt_version"]]),
+                 steps.get("built_at_build_time", "no").split(": ", 1)[-1].split("; run ")[0], out, steps["builder"],
+                 out, steps["script"]))
+    elif steps:
+        print("TensorRT engines built here (this host is the target) and recorded in %s/manifest.json" % out)
     return 0

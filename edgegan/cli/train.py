@@ -7,7 +7,8 @@ Torch and the training code are imported inside the handlers.
 
 import argparse
 
-from ._common import check_output_path, emit_json, format_table, run_training
+from ._common import check_output_path, emit_json, format_table
+from ._training import run_training
 
 SLIMMABLE_EPILOG = """examples:
   # the packaged default model (Fashion-MNIST shoes, 32², grey): 13 min on a shared 2-core CPU

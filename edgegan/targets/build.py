@@ -23,6 +23,7 @@ from ..runtime.noise import LABEL, NOISE, STANDARD_NORMAL, n_classes, sample_fee
 from ..runtime.policy import manifest_policy
 from ..subnet import SubnetConfig, cost, extract
 from . import onnx as onnx_compiler
+from . import runtime_wheel
 from ..calibrate import calibration_set, noise_calibration_set
 from .profiles import load_profile, parity_threshold, shipped_profiles
 from .registry import get_compiler
@@ -143,7 +144,7 @@ def _refuse_noise_target(profile, compiler, specs):
 
 
 def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None, force=False,
-                 n_parity_inputs=8, progress=True, calibration=None, observer=None, configs=None):
+                 n_parity_inputs=8, progress=True, calibration=None, observer=None, configs=None, with_runtime=False):
     """Build a bundle for ``target``; returns ``(bundle_dir, manifest)``.
 
     ``configs``: build per-slot channel configs instead of widths (a JSON path, e.g. the front that
@@ -154,6 +155,9 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
     ``calibration``: for ``int8``, a folder of real input images (default: the checkpoint's training
     data; a noise generator calibrates on its input distribution, N(0, 1) noise and uniform labels);
     ``observer`` overrides the profile's ``[calibrate] observer``.
+
+    ``with_runtime``: put the ``edgegan-runtime`` wheel into the bundle's ``wheels/`` (``runtime_wheel``), so
+    that a device installs the runtime offline from the bundle; recorded as the manifest's ``runtime_wheel``.
     """
     profile = load_profile(target)
     compiler = get_compiler(profile["compiler"])
@@ -214,6 +218,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
         calib.output_range = data_range
 
     with BundleWriter(out, force=force) as writer:
+        wheel = runtime_wheel.add_to_bundle(writer.path) if with_runtime else None  # first: fail before compiling
         variants = []
         for config, search_quality in tqdm(chosen, desc="build %s" % profile["name"], unit="variant",
                                            disable=not progress):
@@ -266,5 +271,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
             manifest["inputs"] = [compiler.io_spec(spec) for spec in input_specs]
         manifest["default_variant"] = manifest["policy"]["default"]
         manifest.update(compiler.finish(writer.path, variants, profile, precision))
+        if wheel is not None:
+            manifest["runtime_wheel"] = wheel
         writer.commit(manifest)
     return out, manifest
