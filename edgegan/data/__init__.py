@@ -30,21 +30,29 @@ __all__ = ["DIRECTIONS", "FMNIST_DEBIAN_ROOT", "FMNIST_FILES", "IMAGE_EXTENSIONS
            "image_files", "is_unpaired_folder", "load_pair", "read_idx", "require_paired", "to_tensor", "to_uint8"]
 
 
-def load_pair(data, size=32, root=None, direction="AtoB", train_limit=None, test_limit=None, augment=False):
+def load_pair(data, size=32, root=None, direction="AtoB", train_limit=None, test_limit=None, channels=None,
+              augment=False):
     """``(train set, held-out set)`` for ``--data``: ``fmnist-shoes``, an aligned folder's path or an unpaired
-    folder's (``UnpairedFolder``, ``paired = False``). ``augment`` turns on the training set's jitter / flip
-    (folders only; Fashion-MNIST shoes are used as they are)."""
+    folder's (``UnpairedFolder``, ``paired = False``).
+
+    ``channels``: read a folder as grey (1) or colour (3) whatever its images look like (the channels of a
+    generator it must fit); ``None`` decides from the first image. ``augment`` turns on the training set's
+    jitter / flip (folders only; Fashion-MNIST shoes are used as they are).
+    """
     if data == FashionMnistShoes.name:
         return (FashionMnistShoes("train", size=size, root=root, limit=train_limit),
                 FashionMnistShoes("test", size=size, root=root, limit=test_limit))
     if not os.path.isdir(data):
         raise DatasetError("--data %s: not %s and not a directory" % (data, FashionMnistShoes.name))
+    grey = None if channels is None else int(channels) == 1
     if is_unpaired_folder(data):
-        train = UnpairedFolder(data, "train", direction=direction, size=size, limit=train_limit, augment=augment)
+        train = UnpairedFolder(data, "train", direction=direction, size=size, grey=grey, limit=train_limit,
+                               augment=augment)
         test = UnpairedFolder(data, unpaired_held_out_split(data), direction=direction, size=size, grey=train.grey,
                               limit=test_limit)
         return train, test
-    train = AlignedFolder(data, "train", direction=direction, size=size, limit=train_limit, augment=augment)
+    train = AlignedFolder(data, "train", direction=direction, size=size, grey=grey, limit=train_limit,
+                          augment=augment)
     test = AlignedFolder(data, held_out_split(data), direction=direction, size=size, grey=train.grey,
                          limit=test_limit)
     return train, test
