@@ -19,7 +19,7 @@ import sys
 from .. import __version__
 from ..errors import EdgeganError
 
-COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval", "import"]
+COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval", "import", "data"]
 # a command whose word is a Python keyword lives in a module with a trailing underscore
 MODULES = {"import": "import_"}
 # The commands edgegan-runtime ships (edgegan-runtime/pyproject.toml lists their modules); every other
@@ -34,6 +34,7 @@ EPILOG = """examples:
   edgegan bench edgegan-jetson-nano             # FPS and latency per variant
   edgegan run edgegan-cpu --input edges/ --output out/
   edgegan train slimmable --data fmnist-shoes --steps 2000 --out runs/shoes.pt
+  edgegan data get edges2shoes                  # the public pix2pix / CycleGAN data sets → ./datasets/
   edgegan targets                               # the device profiles
   edgegan demo edges2shoes --bundle edgegan-cpu --source 0     # the webcam demo
   edgegan profile edgegan-cpu --emulate-threads 1,2            # FPS/power per width and mode, plots

@@ -100,7 +100,7 @@ def run(args):
     from torch.utils.data import DataLoader
 
     from ..checkpoint import load_generator
-    from ..data import load_pair
+    from ..data import load_pair, require_paired
     from ..train.search import SearchSpace, psnr_evaluator, search
 
     if args.threads:
@@ -112,6 +112,7 @@ def run(args):
                             direction=data.get("direction") or "AtoB",
                             train_limit=None if args.finetune_steps else max(1, 16 * args.recalibrate),
                             test_limit=args.eval_images + (args.finetune_images if args.finetune_steps else 0))
+    require_paired(test, "edgegan search", args.data or data["name"])
     held_out = None
     if args.finetune_steps:
         from torch.utils.data import Subset

@@ -22,8 +22,16 @@ SLIMMABLE_EPILOG = """examples:
   edgegan train slimmable --data fmnist-shoes --arch unet --ngf 16 --steps 800 --out runs/unet32.pt
 
   # a pix2pix aligned folder (DIR/train, DIR/val or DIR/test of A|B images), photo → edges, on a GPU
+  edgegan data get edges2shoes
   edgegan train slimmable --data datasets/edges2shoes --direction BtoA --size 64 --ngf 32 \\
       --steps 20000 --batch-size 16 --device cuda --out runs/e2s64.pt
+
+  # the 256² edges → shoes model on a GPU: pix2pix's ResNet-9 (ngf 64), 15 epochs of 49,825 pairs at batch 4
+  # (186,840 steps); bf16 autocast, channels-last, 8 loader workers, jitter/flip, FID per width on 200 val pairs
+  edgegan train slimmable --data datasets/edges2shoes --size 256 --ngf 64 --n-blocks 9 --ndf 64 \\
+      --batch-size 4 --steps 186840 --device cuda --amp bf16 --channels-last --workers 8 \\
+      --eval-every 10000 --eval-images 200 --save-every 2000 --log-csv runs/e2s256.csv \\
+      --fid-weights ~/pt_inception-2015-12-05-6726825d.pth --out runs/e2s256.pt
 
   # ablations: distil every width from the widest, or not at all; one D for all widths
   edgegan train slimmable --data fmnist-shoes --distill naive --out runs/naive.pt
@@ -167,6 +175,21 @@ def _register_slimmable(recipes):
     g.add_argument("--recalibrate-bn", type=int, default=0, metavar="N",
                    help="re-estimate every width's BatchNorm statistics on N batches after training")
     add_optimisation_arguments(p)
+    g = p.add_argument_group("speed and held-out FID (the 256² recipe on a GPU)")
+    g.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
+                   help="autocast the forward passes: bf16 (CUDA, or CPUs with AVX512-BF16/AMX) or fp16 (CUDA, with "
+                        "loss scaling); default none (fp32)")
+    g.add_argument("--channels-last", action="store_true",
+                   help="NHWC memory format for the models and batches (faster convolutions on recent GPUs)")
+    g.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="DataLoader processes decoding images (persistent; pinned memory with --device cuda); "
+                        "default 0: in the training process")
+    g.add_argument("--no-augment", action="store_true",
+                   help="folders: no pix2pix jitter / flip (default: resize to 286/256 of --size, random crop, "
+                        "random horizontal flip, the same for input and target; never on held-out data)")
+    g.add_argument("--fid-weights", metavar="PATH",
+                   help="pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth): FID per width on the "
+                        "held-out set at the end")
     g = p.add_argument_group("resuming and logging")
     g.add_argument("--resume", metavar="CKPT",
                    help="continue a run from a checkpoint written with --save-every (or a finished one) up to --steps; "
@@ -193,7 +216,7 @@ def run_slimmable(args):
 def _run_slimmable(args):
     from ..checkpoint import save_checkpoint
     from ..errors import EdgeganError
-    from ..data import load_pair
+    from ..data import load_pair, require_paired
     from ..train.slimmable import SlimmableConfig, resolve_device, train_slimmable
 
     _configure_threads(args)
@@ -203,12 +226,17 @@ def _run_slimmable(args):
         steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, lambda_l1=args.lambda_l1, lambda_distill=args.lambda_distill, distill=args.distill,
         eval_every=args.eval_every, eval_images=args.eval_images, recalibrate_bn=args.recalibrate_bn,
-        seed=args.seed, device=args.device)
+        seed=args.seed, device=args.device, amp=args.amp, channels_last=args.channels_last, workers=args.workers,
+        fid_weights=args.fid_weights)
     config.validate()
     if args.save_every < 0:
         raise EdgeganError("--save-every must be 0 (off) or a number of steps, got %r" % args.save_every)
-    resolve_device(args.device)
-    train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction)
+    from ..train.precision import Precision
+
+    Precision(args.amp, resolve_device(args.device))  # a clear error for --amp fp16 on the CPU, before loading data
+    train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction,
+                                    augment=not args.no_augment)
+    require_paired(train_set, "edgegan train slimmable", args.data)
     ckpt = train_slimmable(config, train_set, test_set, progress=not args.json, resume=args.resume,
                            save_path=args.out, save_every=args.save_every, log_csv=args.log_csv,
                            log_every=args.log_every)
@@ -233,8 +261,11 @@ def report_metrics(args, ckpt):
                    "test_images": train["test_images"], "metrics": ckpt["metrics"]})
         return
     rows = [dict(m, width=key) for key, m in ckpt["metrics"].items()]
-    print(format_table(rows, [("width", "width", None), ("psnr", "PSNR dB", "{:.2f}"),
-                              ("ssim", "SSIM", "{:.4f}"), ("l1", "L1", "{:.4f}")]))
+    columns = [("width", "width", None), ("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"),
+               ("l1", "L1", "{:.4f}")]
+    if any("fid" in r for r in rows):  # --fid-weights
+        columns.append(("fid", "FID", "{:.2f}"))
+    print(format_table(rows, columns))
     print("held-out: %d pairs of %s; %d steps in %.0f s; wrote %s"
           % (train["test_images"], ckpt["data"]["name"], train["steps"], train["seconds"], args.out))
 
@@ -421,6 +452,7 @@ def _finish(args, ckpt, test_set, teacher_ckpt=None):
 
 def run_supernet(args):
     check_output_path(args.out, args.force)
+    from ..data import require_paired
     from ..train.distill import train_supernet
     from ..train.slimmable import resolve_device
 
@@ -428,6 +460,7 @@ def run_supernet(args):
     resolve_device(args.device)
     teacher, tckpt, teacher_d = _load_teacher(args)
     train_set, test_set = _load_teacher_data(args, tckpt)
+    require_paired(train_set, "edgegan train supernet", args.data)
     _check_data(tckpt, train_set, args)
     ckpt = train_supernet(teacher, train_set, args.steps, ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm,
                           step=args.step, batch_size=args.batch_size, lr=args.lr, lambda_recon=args.lambda_recon,
@@ -480,6 +513,7 @@ def _search_into(ckpt, test_set, args):
 def run_ppcd(args):
     check_output_path(args.out, args.force)
     from ..checkpoint import load_generator
+    from ..data import require_paired
     from ..train.prune import train_ppcd
     from ..train.slimmable import resolve_device
 
@@ -488,6 +522,7 @@ def run_ppcd(args):
     teacher, tckpt, teacher_d = _load_teacher(args)
     init = load_generator(args.init)[0] if args.init else None
     train_set, test_set = _load_teacher_data(args, tckpt)
+    require_paired(train_set, "edgegan train ppcd", args.data)
     _check_data(tckpt, train_set, args)
     ckpt, report = train_ppcd(teacher, train_set, args.steps, init=init, config=args.init_width, alpha=args.alpha,
                               batch_size=args.batch_size, lr=args.lr, mask_lr=args.mask_lr,
@@ -571,7 +606,7 @@ def run_anycost(args):
     from ..errors import EdgeganError
     from ..models import ResnetGenerator, UnetGenerator
     from ..train.anycost import train_anycost
-    from ..data import load_pair
+    from ..data import load_pair, require_paired
     from ..train.slimmable import resolve_device
 
     _configure_threads(args)
@@ -592,6 +627,7 @@ def run_anycost(args):
     train_set, test_set = load_pair(name, size=int(data["size"]), root=args.data_root,
                                     direction=args.direction or data.get("direction") or "AtoB",
                                     channels=data.get("in_channels"))
+    require_paired(train_set, "edgegan train anycost", name)
     meta = train_set.describe()
     for key in ("in_channels", "out_channels", "size"):
         if int(meta[key]) != int(data[key]):
