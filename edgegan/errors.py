@@ -20,6 +20,10 @@ class DatasetError(EdgeganError):
     """A dataset is missing or malformed."""
 
 
+class DownloadError(EdgeganError):
+    """A download failed: no network, an HTTP error, a dropped connection, a checksum mismatch."""
+
+
 class TargetError(EdgeganError):
     """An unknown target, an invalid profile, or a graph the target cannot take."""
 

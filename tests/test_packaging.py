@@ -19,7 +19,7 @@ import zipfile
 import pytest
 
 from edgegan import __version__
-from edgegan.cli import COMMANDS, DEVICE_COMMANDS
+from edgegan.cli import COMMANDS, DEVICE_COMMANDS, command_module
 from edgegan.errors import TargetError
 from edgegan.targets import runtime_wheel
 
@@ -154,7 +154,7 @@ def test_wheels_share_no_file_and_ship_the_whole_tree(runtime_whl, full_whl):
                     if not f.endswith(".pyc"))
     assert runtime | full == tree, (sorted(tree - runtime - full), sorted((runtime | full) - tree))
     for command in COMMANDS:
-        module = "edgegan/cli/%s.py" % command
+        module = command_module(command).replace(".", "/") + ".py"
         assert module in (runtime if command in DEVICE_COMMANDS else full), module
 
 

@@ -285,7 +285,7 @@ def test_mic_and_fd_on_identical_and_different_features():
     assert is_fmnist(np.eye(10)) == pytest.approx(10.0, rel=1e-4)
 
 
-def test_fid_inception_needs_torchvision_or_weights(tmp_path):
+def test_fid_inception_needs_the_weights_file(tmp_path):
     from edgegan.errors import EdgeganError
     from edgegan.train.gan_metrics import fid_inception
 

@@ -19,7 +19,9 @@ import sys
 from .. import __version__
 from ..errors import EdgeganError
 
-COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval"]
+COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval", "import", "data"]
+# a command whose word is a Python keyword lives in a module with a trailing underscore
+MODULES = {"import": "import_"}
 # The commands edgegan-runtime ships (edgegan-runtime/pyproject.toml lists their modules); every other
 # command of COMMANDS comes with the full toolkit.
 DEVICE_COMMANDS = ["bench", "run", "demo", "profile"]
@@ -32,15 +34,22 @@ EPILOG = """examples:
   edgegan bench edgegan-jetson-nano             # FPS and latency per variant
   edgegan run edgegan-cpu --input edges/ --output out/
   edgegan train slimmable --data fmnist-shoes --steps 2000 --out runs/shoes.pt
+  edgegan data get edges2shoes                  # the public pix2pix / CycleGAN data sets → ./datasets/
   edgegan targets                               # the device profiles
   edgegan demo edges2shoes --bundle edgegan-cpu --source 0     # the webcam demo
   edgegan profile edgegan-cpu --emulate-threads 1,2            # FPS/power per width and mode, plots
+  edgegan import latest_net_G.pth --format pix2pix --netG resnet_9blocks --size 256 --out g.pt  # your generator
 """
+
+
+def command_module(command):
+    """The module name of sub-command ``command``."""
+    return "edgegan.cli." + MODULES.get(command, command)
 
 
 def installed(command):
     """Whether the module of sub-command ``command`` is installed here."""
-    return importlib.util.find_spec("edgegan.cli." + command) is not None
+    return importlib.util.find_spec(command_module(command)) is not None
 
 
 def missing_commands():
@@ -71,7 +80,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         if name not in missing:
-            importlib.import_module("edgegan.cli." + name).register(sub)
+            importlib.import_module(command_module(name)).register(sub)
     return parser
 
 

@@ -70,12 +70,13 @@ def evaluate_checkpoint(args):
     real, _ = load_fmnist("test", args.data_root, limit=args.images)
     result = evaluate_gan(generator, real, n=min(args.images, len(real)), classifier=classifier, seed=args.seed)
     if args.fid_weights:
-        from ..train.gan_metrics import fid_inception
+        from ..train.gan_metrics import fid_from_features, inception_pool_features, load_fid_inception
 
+        net = load_fid_inception(args.fid_weights)
         samples = sample_widths(generator, min(args.images, len(real)), seed=args.seed)
         for w, images in samples.items():
-            key = "w%g" % w
-            result["widths"][key]["fid"] = fid_inception(args.fid_weights, real[:len(images)], images)
+            real_feats = inception_pool_features(net, real[:len(images)])
+            result["widths"]["w%g" % w]["fid"] = fid_from_features(real_feats, inception_pool_features(net, images))
     result["checkpoint"] = args.checkpoint
     result["images"] = min(args.images, len(real))
     return result
@@ -86,7 +87,7 @@ def evaluate_paired(args, generator, ckpt):
     import torch
 
     from ..errors import EdgeganError
-    from ..data import load_pair
+    from ..data import load_pair, require_paired
     from ..train.metrics import evaluate_widths, width_key
 
     data = args.data or ckpt.get("train", {}).get("data") or ckpt.get("data", {}).get("name")
@@ -94,7 +95,9 @@ def evaluate_paired(args, generator, ckpt):
         raise EdgeganError("%s does not record where its data set is; pass --data fmnist-shoes or --data DIR"
                            % args.checkpoint)
     size = int(ckpt["data"]["size"])
-    _, test_set = load_pair(data, size=size, root=args.data_root, test_limit=args.images)
+    _, test_set = load_pair(data, size=size, root=args.data_root, test_limit=args.images,
+                            direction=ckpt["data"].get("direction") or "AtoB")
+    require_paired(test_set, "edgegan eval", data)
     if test_set.describe()["in_channels"] != ckpt["data"]["in_channels"]:
         raise EdgeganError("--data %s has %d-channel inputs; %s takes %d" % (
             data, test_set.describe()["in_channels"], args.checkpoint, ckpt["data"]["in_channels"]))
@@ -120,11 +123,11 @@ def evaluate_paired(args, generator, ckpt):
             feats[w], _ = classifier_outputs(outputs[w], classifier)
             result["widths"][width_key(w)]["fd_fmnist"] = fd_fmnist(real_feats, feats[w])
         result["mic"] = mic(feats) if len(widths) > 1 else None
-    if args.fid_weights:
-        from ..train.gan_metrics import fid_inception
+    if args.fid_weights:  # Inception features of the held-out targets and of each width's outputs
+        from ..train.gan_metrics import fid_widths
 
-        for w in widths:
-            result["widths"][width_key(w)]["fid"] = fid_inception(args.fid_weights, targets, outputs[w])
+        for w, fid in fid_widths(generator, test_set, widths, args.fid_weights).items():
+            result["widths"][width_key(w)]["fid"] = fid
     result["checkpoint"] = args.checkpoint
     return result
 

@@ -79,8 +79,7 @@ def register(sub):
                         "updated and \"configs\": [winner], which `edgegan build --checkpoint` compiles")
     f.add_argument("--teacher", metavar="CKPT.pt",
                    help="also distil from this teacher (L1 to its output + its features through the "
-                        "supernet's stored adapters); default: L1 to the target only. On an unpaired data set "
-                        "it is needed: its outputs are the targets, in the search too")
+                        "supernet's stored adapters); default: L1 to the target only")
     f.add_argument("--finetune-lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
     f.add_argument("--finetune-batch-size", type=int, default=16, help="default 16")
     o = p.add_argument_group("output")
@@ -108,7 +107,7 @@ def run(args):
     from torch.utils.data import DataLoader
 
     from ..checkpoint import load_generator
-    from ..data import load_pair
+    from ..data import load_pair, require_paired
     from ..data.split import validation_split
     from ..train.search import SearchSpace, psnr_evaluator, report_front, search
 
@@ -121,19 +120,13 @@ def run(args):
     size = int(data["size"])
     train, test = load_pair(args.data or data["name"], size=size, root=args.data_root,
                             direction=data.get("direction") or "AtoB", test_limit=args.test_images)
+    require_paired(test, "edgegan search", args.data or data["name"])
     try:
         val, rest = validation_split(train, args.eval_images, seed=args.val_seed)
     except ValueError as e:
         raise EdgeganError("--eval-images %d: %s" % (args.eval_images, e))
     inputs, targets = next(iter(DataLoader(val, batch_size=len(val))))
     test_inputs, test_targets = next(iter(DataLoader(test, batch_size=len(test))))
-    if not getattr(train, "paired", True):  # unpaired → paired (GAN Compression): the teacher's outputs are the targets
-        if not args.teacher:
-            raise EdgeganError("the data set is unpaired: its targets are not the inputs' translations; give "
-                               "--teacher CKPT, whose outputs are then the targets the candidates are scored on")
-        teacher_gen, _ = load_generator(args.teacher)
-        with torch.no_grad():
-            targets, test_targets = teacher_gen.eval()(inputs), teacher_gen(test_inputs)
     calib = [x for x, _ in itertools.islice(DataLoader(rest, batch_size=16), args.recalibrate)] \
         if args.recalibrate else None
     space = SearchSpace.from_model(gen, step=args.step, choices=args.choices)
@@ -148,7 +141,7 @@ def run(args):
     held = ckpt.get("train", {}).get("validation") or {}
     unseen = held.get("seed") == args.val_seed and int(held.get("images", 0)) >= args.eval_images
     out = dict(result.to_dict(), space_size=space.size, budget_macs=args.budget_macs, budget_ms=args.budget_ms,
-               checkpoint=args.checkpoint, quality="psnr_db",
+               checkpoint=args.checkpoint, quality="psnr_db", macs_convention="edgegan",  # cost()'s default
                validation={"split": "train", "images": len(val), "seed": args.val_seed,
                            "held_out_of_training": bool(unseen)},
                test={"split": getattr(test, "split", "test"), "images": len(test)})

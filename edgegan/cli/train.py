@@ -11,16 +11,27 @@ from ._common import check_output_path, emit_json, format_table
 from ._training import run_training
 
 SLIMMABLE_EPILOG = """examples:
-  # the packaged default model (Fashion-MNIST shoes, 32², grey): 13 min on a shared 2-core CPU
-  edgegan train slimmable --data fmnist-shoes --steps 800 --eval-every 400 --threads 2 \\
+  # the packaged default model (Fashion-MNIST shoes, 32², grey): ~22 CPU-minutes on 1 thread
+  edgegan train slimmable --data fmnist-shoes --ngf 32 --steps 1000 --eval-every 0 --threads 1 \\
       --generator-only --out runs/fmnist_shoes_32.pt
 
   # a quick smoke run
   edgegan train slimmable --data fmnist-shoes --ngf 4 --n-blocks 2 --steps 20 --out /tmp/tiny.pt
 
+  # the pix2pix UNet instead of the ResNet (5 levels at 32²; unet_256 at --size 256)
+  edgegan train slimmable --data fmnist-shoes --arch unet --ngf 16 --steps 800 --out runs/unet32.pt
+
   # a pix2pix aligned folder (DIR/train, DIR/val or DIR/test of A|B images), photo → edges, on a GPU
+  edgegan data get edges2shoes
   edgegan train slimmable --data datasets/edges2shoes --direction BtoA --size 64 --ngf 32 \\
       --steps 20000 --batch-size 16 --device cuda --out runs/e2s64.pt
+
+  # the 256² edges → shoes model on a GPU: pix2pix's ResNet-9 (ngf 64), 15 epochs of 49,825 pairs at batch 4
+  # (186,840 steps); bf16 autocast, channels-last, 8 loader workers, jitter/flip, FID per width on 200 val pairs
+  edgegan train slimmable --data datasets/edges2shoes --size 256 --ngf 64 --n-blocks 9 --ndf 64 \\
+      --batch-size 4 --steps 186840 --device cuda --amp bf16 --channels-last --workers 8 \\
+      --eval-every 10000 --eval-images 200 --save-every 2000 --log-csv runs/e2s256.csv \\
+      --fid-weights ~/pt_inception-2015-12-05-6726825d.pth --out runs/e2s256.pt
 
   # ablations: distil every width from the widest, or not at all; one D for all widths
   edgegan train slimmable --data fmnist-shoes --distill naive --out runs/naive.pt
@@ -46,29 +57,58 @@ def _widths(text):
     return tuple(widths)
 
 
-def add_data_arguments(parser):
+def add_data_arguments(parser, from_teacher=False):
+    """``--data``, ``--data-root``, ``--direction``, ``--size``; ``from_teacher``: --size and --direction default
+    to the teacher checkpoint's data (the recipe resolves ``None``)."""
     g = parser.add_argument_group("data")
     g.add_argument("--data", required=True, metavar="fmnist-shoes|DIR",
                    help="fmnist-shoes (Fashion-MNIST shoes, edges → photo) or a pix2pix aligned folder")
     g.add_argument("--data-root", metavar="DIR",
                    help="folder holding the four Fashion-MNIST idx files (default: the Debian "
                         "dataset-fashion-mnist package's /usr/share/datasets/fashion-mnist)")
-    g.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB",
-                   help="aligned folders: which half is the input (default AtoB)")
-    g.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
+    g.add_argument("--direction", choices=("AtoB", "BtoA"), default=None if from_teacher else "AtoB",
+                   help="aligned folders: which half is the input (default: %s)"
+                        % ("the teacher's, else AtoB" if from_teacher else "AtoB"))
+    g.add_argument("--size", type=int, default=None if from_teacher else 32,
+                   help="image side in pixels (default: %s)" % ("the teacher's" if from_teacher else "32"))
 
 
 def add_generator_arguments(parser):
     g = parser.add_argument_group("generator")
+    g.add_argument("--arch", choices=("resnet", "unet"), default="resnet",
+                   help="resnet: the pix2pix ResNet generator (default); unet: the pix2pix UNet (unet_256 / unet_128)")
     g.add_argument("--ngf", type=int, default=16, help="channels of the first layer at full width (default 16)")
-    g.add_argument("--n-blocks", type=int, default=6, help="residual blocks (default 6)")
+    g.add_argument("--n-blocks", type=int, help="resnet: residual blocks (default 6)")
+    g.add_argument("--num-downs", type=int,
+                   help="unet: levels, each halving the image (default: as many as --size allows, at most 8: "
+                        "unet_256 at 256², unet_128 is 7; 5 at 32²)")
+    g.add_argument("--dropout", action="store_true",
+                   help="unet: Dropout(0.5) in the middle levels, as pix2pix's --dropout (off at inference)")
     g.add_argument("--norm", choices=("bn", "in"), default="bn",
                    help="bn: switchable BatchNorm, folds into convs on export (default); in: InstanceNorm")
-    g.add_argument("--padding", choices=("reflect", "zero"), default="reflect", help="default reflect")
-    g.add_argument("--upsample", choices=("transposed", "resize"), default="transposed",
-                   help="transposed conv or nearest-resize + conv (default transposed)")
+    g.add_argument("--padding", choices=("reflect", "zero"), help="resnet: default reflect")
+    g.add_argument("--upsample", choices=("transposed", "resize"),
+                   help="resnet: transposed conv or nearest-resize + conv (default transposed)")
     g.add_argument("--widths", type=_widths, default=(0.25, 0.5, 0.75, 1.0), metavar="W,W,...",
                    help="width multipliers to train (default 0.25,0.5,0.75,1.0)")
+
+
+def generator_options(args):
+    """The ``SlimmableConfig`` fields of the generator arguments; options of the other architecture refused."""
+    from ..errors import EdgeganError
+
+    own = {"resnet": ("n_blocks", "padding", "upsample"), "unet": ("num_downs", "dropout")}
+    for arch, names in own.items():
+        given = [n for n in names if getattr(args, n) not in (None, False)]
+        if given and args.arch != arch:
+            raise EdgeganError("%s: %s of --arch %s, not of --arch %s" % (
+                ", ".join("--" + n.replace("_", "-") for n in given), "options" if len(given) > 1 else "an option",
+                arch, args.arch))
+    options = {"arch": args.arch, "ngf": args.ngf, "norm": args.norm, "widths": args.widths}
+    for name in own[args.arch]:
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    return options
 
 
 def add_optimisation_arguments(parser):
@@ -111,7 +151,7 @@ def register(subparsers):
 def _register_slimmable(recipes):
     p = recipes.add_parser(
         "slimmable", help="SlimGAN: one generator for every width, shared-trunk multi-head D, inplace distillation",
-        description="Train a width-switchable (slimmable) pix2pix ResNet generator the SlimGAN way: every step "
+        description="Train a width-switchable (slimmable) pix2pix ResNet or UNet generator the SlimGAN way: every step "
                     "runs all widths widest first; a conditional shared-trunk PatchGAN has one hinge-loss head "
                     "per width; each width also gets λ_L1·L1 to the target and λ_distill·MSE to the next wider "
                     "width's (detached) output. Prints held-out PSNR / SSIM / L1 per width at the end.",
@@ -135,6 +175,21 @@ def _register_slimmable(recipes):
     g.add_argument("--recalibrate-bn", type=int, default=0, metavar="N",
                    help="re-estimate every width's BatchNorm statistics on N batches after training")
     add_optimisation_arguments(p)
+    g = p.add_argument_group("speed and held-out FID (the 256² recipe on a GPU)")
+    g.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
+                   help="autocast the forward passes: bf16 (CUDA, or CPUs with AVX512-BF16/AMX) or fp16 (CUDA, with "
+                        "loss scaling); default none (fp32)")
+    g.add_argument("--channels-last", action="store_true",
+                   help="NHWC memory format for the models and batches (faster convolutions on recent GPUs)")
+    g.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="DataLoader processes decoding images (persistent; pinned memory with --device cuda); "
+                        "default 0: in the training process")
+    g.add_argument("--no-augment", action="store_true",
+                   help="folders: no pix2pix jitter / flip (default: resize to 286/256 of --size, random crop, "
+                        "random horizontal flip, the same for input and target; never on held-out data)")
+    g.add_argument("--fid-weights", metavar="PATH",
+                   help="pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth): FID per width on the "
+                        "held-out set at the end")
     g = p.add_argument_group("resuming and logging")
     g.add_argument("--resume", metavar="CKPT",
                    help="continue a run from a checkpoint written with --save-every (or a finished one) up to --steps; "
@@ -161,23 +216,27 @@ def run_slimmable(args):
 def _run_slimmable(args):
     from ..checkpoint import save_checkpoint
     from ..errors import EdgeganError
-    from ..data import load_pair
+    from ..data import load_pair, require_paired
     from ..train.slimmable import SlimmableConfig, resolve_device, train_slimmable
 
     _configure_threads(args)
     config = SlimmableConfig(
-        ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm, padding=args.padding, upsample=args.upsample,
-        widths=args.widths, ndf=args.ndf, d_layers=args.d_layers, d_share=args.d_share, same_d=args.same_d,
+        **generator_options(args), ndf=args.ndf, d_layers=args.d_layers, d_share=args.d_share, same_d=args.same_d,
         slimmable_d=args.slimmable_d,
         steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, lambda_l1=args.lambda_l1, lambda_distill=args.lambda_distill, distill=args.distill,
         eval_every=args.eval_every, eval_images=args.eval_images, recalibrate_bn=args.recalibrate_bn,
-        seed=args.seed, device=args.device)
+        seed=args.seed, device=args.device, amp=args.amp, channels_last=args.channels_last, workers=args.workers,
+        fid_weights=args.fid_weights)
     config.validate()
     if args.save_every < 0:
         raise EdgeganError("--save-every must be 0 (off) or a number of steps, got %r" % args.save_every)
-    resolve_device(args.device)
-    train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction)
+    from ..train.precision import Precision
+
+    Precision(args.amp, resolve_device(args.device))  # a clear error for --amp fp16 on the CPU, before loading data
+    train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction,
+                                    augment=not args.no_augment)
+    require_paired(train_set, "edgegan train slimmable", args.data)
     ckpt = train_slimmable(config, train_set, test_set, progress=not args.json, resume=args.resume,
                            save_path=args.out, save_every=args.save_every, log_csv=args.log_csv,
                            log_every=args.log_every)
@@ -202,8 +261,11 @@ def report_metrics(args, ckpt):
                    "test_images": train["test_images"], "metrics": ckpt["metrics"]})
         return
     rows = [dict(m, width=key) for key, m in ckpt["metrics"].items()]
-    print(format_table(rows, [("width", "width", None), ("psnr", "PSNR dB", "{:.2f}"),
-                              ("ssim", "SSIM", "{:.4f}"), ("l1", "L1", "{:.4f}")]))
+    columns = [("width", "width", None), ("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"),
+               ("l1", "L1", "{:.4f}")]
+    if any("fid" in r for r in rows):  # --fid-weights
+        columns.append(("fid", "FID", "{:.2f}"))
+    print(format_table(rows, columns))
     print("held-out: %d pairs of %s; %d steps in %.0f s; wrote %s"
           % (train["test_images"], ckpt["data"]["name"], train["steps"], train["seconds"], args.out))
 
@@ -235,7 +297,8 @@ PPCD_EPILOG = """examples:
 def add_teacher_arguments(parser):
     g = parser.add_argument_group("teacher")
     g.add_argument("--teacher", required=True, metavar="CKPT.pt",
-                   help="the teacher's checkpoint (`edgegan train slimmable`); run at full width")
+                   help="the teacher's checkpoint (`edgegan train slimmable`, or a generator brought in with "
+                        "`edgegan import`); run at full width. --size and --direction default to its data's")
     g.add_argument("--no-inherit-d", action="store_true",
                    help="start the discriminator from scratch even when the teacher checkpoint has one")
     return g
@@ -262,7 +325,35 @@ def _check_data(teacher_ckpt, train_set, args):
     meta, tdata = train_set.describe(), teacher_ckpt["data"]
     for key in ("in_channels", "out_channels"):
         if int(meta[key]) != int(tdata[key]):
-            raise EdgeganError("--data has %s=%s but the teacher was trained with %s" % (key, meta[key], tdata[key]))
+            raise EdgeganError("--data %s has %s=%s but the teacher takes %s; pass the teacher's own kind of data "
+                               "(an RGB generator needs a colour pix2pix aligned folder, --data DIR)"
+                               % (args.data, key, meta[key], tdata[key]))
+
+
+def _load_teacher_data(args, tckpt):
+    """The (train, held-out) pairs for a teacher: ``--size`` and ``--direction`` default to the teacher's data;
+    an aligned folder is read with the teacher's channel count."""
+    from ..data import load_pair
+
+    tdata = tckpt["data"]
+    args.size = args.size or int(tdata["size"])
+    args.direction = args.direction or tdata.get("direction") or "AtoB"
+    return load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction,
+                     channels=tdata.get("in_channels"))
+
+
+def inherit_input_spec(ckpt, source_data):
+    """Keep what a generator's inputs are when the data set cannot say: an aligned folder describes its
+    input as its "A"/"B" half, while an imported (or fmnist) generator records that it takes edge maps and
+    with which Canny parameters; carry those over so that `edgegan run --edges` and the demo still work."""
+    data, source_input = ckpt["data"], source_data.get("input") or {}
+    if data.get("edges") or source_input.get("content") != "edges" or not source_data.get("edges"):
+        return ckpt
+    if int(data.get("in_channels", -1)) != int(source_data.get("in_channels", -2)):
+        return ckpt
+    data["input"] = dict(data.get("input") or {}, content="edges")
+    data["edges"] = dict(source_data["edges"])
+    return ckpt
 
 
 def _register_supernet(recipes):
@@ -271,13 +362,13 @@ def _register_supernet(recipes):
         description="Train a mobile (separable-conv ResBlock) student as a once-for-all supernet: each step "
                     "samples per-slot channel counts (multiples of --step), and the student learns "
                     "L = L_cGAN + λ_recon·L1(student, target) + λ_distill·Σ‖f_t(S_t) − T_t‖² over 4 "
-                    "intermediate features (learnable 1×1 adapters); the target is the real one on paired data, "
-                    "the teacher's output with --recon-target teacher or on unpaired data. --val-images training "
+                    "intermediate features (learnable 1×1 adapters); the target is the real one, or the teacher's "
+                    "output with --recon-target teacher. --val-images training "
                     "pairs are held out for the search. The checkpoint is what `edgegan search` reads; prints "
                     "held-out PSNR / SSIM / L1 at the student's widths.",
         epilog=SUPERNET_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_teacher_arguments(p)
-    add_data_arguments(p)
+    add_data_arguments(p, from_teacher=True)
     g = p.add_argument_group("student")
     g.add_argument("--ngf", type=int, help="student channels of its first layer (default: the teacher's)")
     g.add_argument("--n-blocks", type=int, help="student residual blocks (default: the teacher's)")
@@ -287,10 +378,9 @@ def _register_supernet(recipes):
     g.add_argument("--step", type=int, default=8, help="channel counts are multiples of STEP (default 8)")
     g.add_argument("--lambda-recon", type=float, default=10.0, help="weight of the L1 reconstruction term (default 10)")
     g.add_argument("--recon-target", choices=("auto", "real", "teacher"), default="auto",
-                   help="what the L1 term pulls the student toward: auto (default) is the real target on paired "
-                        "data and the teacher's output on unpaired data (GAN Compression's unpaired → paired, "
-                        "which also makes the teacher's outputs the discriminator's real images); teacher: the "
-                        "teacher's output on paired data too")
+                   help="what the L1 term pulls the student toward: auto (default) is the real target of the "
+                        "pair (this recipe takes paired data; train_supernet uses the teacher's output on unpaired "
+                        "data, GAN Compression's unpaired → paired); teacher: the teacher's output instead")
     g.add_argument("--lambda-distill", type=float, default=1.0, help="weight of feature distillation (default 1)")
     g.add_argument("--val-images", "--search-images", dest="val_images", type=int, default=100,
                    help="training pairs held out of training (a permutation seeded with 0) on which the search "
@@ -323,7 +413,7 @@ def _register_ppcd(recipes):
                     "once any channel is removed.",
         epilog=PPCD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_teacher_arguments(p)
-    add_data_arguments(p)
+    add_data_arguments(p, from_teacher=True)
     g = p.add_argument_group("masks and losses")
     g.add_argument("--init", metavar="CKPT.pt", help="generator to prune (default: the teacher); same block count")
     g.add_argument("--init-width", type=float, default=1.0, help="width of --init (or the teacher) to start from")
@@ -359,9 +449,11 @@ def _evaluate_into(ckpt, test_set, args):
     ckpt["train"]["test_images"] = n
 
 
-def _finish(args, ckpt, test_set):
+def _finish(args, ckpt, test_set, teacher_ckpt=None):
     from ..checkpoint import save_checkpoint
 
+    if teacher_ckpt is not None:
+        inherit_input_spec(ckpt, teacher_ckpt["data"])
     _evaluate_into(ckpt, test_set, args)
     ckpt["train"]["data"] = args.data
     ckpt["train"]["teacher"] = args.teacher
@@ -373,7 +465,7 @@ def _finish(args, ckpt, test_set):
 
 def run_supernet(args):
     check_output_path(args.out, args.force)
-    from ..data import load_pair
+    from ..data import require_paired
     from ..train.distill import train_supernet
     from ..train.slimmable import resolve_device
 
@@ -383,7 +475,8 @@ def run_supernet(args):
     from ..errors import EdgeganError
 
     teacher, tckpt, teacher_d = _load_teacher(args)
-    train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction)
+    train_set, test_set = _load_teacher_data(args, tckpt)
+    require_paired(train_set, "edgegan train supernet", args.data)
     _check_data(tckpt, train_set, args)
     searching = args.budget_macs is not None or bool(args.search_configs)
     if args.val_images < 0 or (searching and not args.val_images):
@@ -404,8 +497,8 @@ def run_supernet(args):
     if val_set is not None:
         ckpt["train"]["validation"] = {"split": "train", "images": len(val_set), "seed": VALIDATION_SEED}
     if searching:
-        _search_into(ckpt, val_set, test_set, teacher, args)
-    _finish(args, ckpt, test_set)
+        _search_into(ckpt, val_set, test_set, args)
+    _finish(args, ckpt, test_set, tckpt)
     if ckpt.get("configs") and not args.json:
         print(format_table([{"name": e["config"]["name"], "macs": e["macs"], "params": e["params"],
                              "psnr": e["quality"], "test": e["test_quality"]} for e in ckpt["configs"]],
@@ -417,7 +510,7 @@ def run_supernet(args):
         print("`edgegan build --checkpoint %s` builds these configs" % args.out)
 
 
-def _search_into(ckpt, val_set, test_set, teacher, args):
+def _search_into(ckpt, val_set, test_set, args):
     """Search the trained supernet on ``val_set`` and store the chosen front configs in ``ckpt["configs"]``,
     with the front's PSNR on the held-out test pairs (the ones the checkpoint's metrics are on)."""
     import torch
@@ -433,9 +526,6 @@ def _search_into(ckpt, val_set, test_set, teacher, args):
     inputs, targets = next(iter(DataLoader(val_set, batch_size=len(val_set))))
     n_test = min(len(test_set), args.eval_images) if args.eval_images else len(test_set)
     test_x, test_y = next(iter(DataLoader(Subset(test_set, range(n_test)), batch_size=n_test)))
-    if not getattr(val_set, "paired", True):  # unpaired → paired: the teacher's outputs are the targets
-        with torch.no_grad():
-            targets, test_y = teacher.to(args.device).eval()(inputs.to(args.device)), teacher(test_x.to(args.device))
     meta = ckpt["data"]
     shape = (1, int(meta["in_channels"]), int(meta["size"]), int(meta["size"]))
     with torch.no_grad():
@@ -461,7 +551,7 @@ def _search_into(ckpt, val_set, test_set, teacher, args):
 def run_ppcd(args):
     check_output_path(args.out, args.force)
     from ..checkpoint import load_generator
-    from ..data import load_pair
+    from ..data import require_paired
     from ..train.prune import train_ppcd
     from ..train.slimmable import resolve_device
 
@@ -469,14 +559,15 @@ def run_ppcd(args):
     resolve_device(args.device)
     teacher, tckpt, teacher_d = _load_teacher(args)
     init = load_generator(args.init)[0] if args.init else None
-    train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction)
+    train_set, test_set = _load_teacher_data(args, tckpt)
+    require_paired(train_set, "edgegan train ppcd", args.data)
     _check_data(tckpt, train_set, args)
     ckpt, report = train_ppcd(teacher, train_set, args.steps, init=init, config=args.init_width, alpha=args.alpha,
                               batch_size=args.batch_size, lr=args.lr, mask_lr=args.mask_lr,
                               lambda_pp=args.lambda_pp, lambda_cd=args.lambda_cd, lambda_recon=args.lambda_recon,
                               mask_init=args.mask_init, seed=args.seed, device=args.device, teacher_d=teacher_d,
                               eval_set=test_set, eval_every=args.eval_every, eval_images=args.eval_images)
-    _finish(args, ckpt, test_set)
+    _finish(args, ckpt, test_set, tckpt)
     if not args.json:
         print("pruned: %d → %d params (%.2f×), %d → %d MACs (%.2f×) from the unpruned generator; %d of %d masked "
               "channels kept, %d of %d transition convs folded"
@@ -498,6 +589,9 @@ ANYCOST_EPILOG = """examples:
   # an InstanceNorm generator can be made consistent at widths it was not trained at
   edgegan train anycost --init runs/shoes_in.pt --widths 0.3,0.6,1.0 --out runs/anycost.pt
 
+  # an imported pix2pix generator (one width) made slimmable on its own data: widths 0.25..1.0
+  edgegan train anycost --init runs/e2s_pix2pix.pt --data datasets/edges2shoes --steps 2000 --out runs/e2s_any.pt
+
   # a quick smoke run
   edgegan train anycost --steps 20 --eval-images 100 --out /tmp/anycost.pt
 """
@@ -516,7 +610,8 @@ def _register_anycost(recipes):
         epilog=ANYCOST_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("init and data")
     g.add_argument("--init", metavar="CKPT.pt",
-                   help="the trained generator (a slimmable ResNet checkpoint; default: the packaged model)")
+                   help="the trained generator (a slimmable ResNet or UNet checkpoint, or a one-width one from "
+                        "`edgegan import`, which becomes slimmable at 0.25,0.5,0.75,1.0; default: the packaged model)")
     g.add_argument("--data", metavar="fmnist-shoes|DIR", help="training data (default: the --init checkpoint's)")
     g.add_argument("--data-root", metavar="DIR", help="Fashion-MNIST idx folder (as the slimmable recipe)")
     g.add_argument("--direction", choices=("AtoB", "BtoA"),
@@ -549,24 +644,30 @@ def run_anycost(args):
     check_output_path(args.out, args.force)
     from ..checkpoint import load_generator, save_checkpoint
     from ..errors import EdgeganError
-    from ..models import ResnetGenerator
+    from ..models import ResnetGenerator, UnetGenerator
     from ..train.anycost import train_anycost
-    from ..data import load_pair
+    from ..data import load_pair, require_paired
     from ..train.slimmable import resolve_device
 
     _configure_threads(args)
     resolve_device(args.device)
     gen, ickpt = load_generator(args.init)
-    if not isinstance(gen, ResnetGenerator):
-        raise EdgeganError("%s: anycost needs an elastic ResNet generator (resnet_generator, "
-                           "mobile_resnet_generator), not %s" % (args.init or "the packaged model",
-                                                                 ickpt["generator"]["arch"]["name"]))
+    if not isinstance(gen, (ResnetGenerator, UnetGenerator)):
+        raise EdgeganError("%s: anycost needs an elastic ResNet or UNet generator (resnet_generator, "
+                           "mobile_resnet_generator, unet_generator), not %s" % (args.init or "the packaged model",
+                                                                                ickpt["generator"]["arch"]["name"]))
     data = ickpt["data"]
     name = args.data or data["name"]
     if name.startswith("aligned:") and not args.data:
         raise EdgeganError("the checkpoint was trained on an aligned folder (%s); pass it with --data DIR" % name)
+    if ickpt.get("import") and not args.data:
+        raise EdgeganError("%s was imported (%s %s) and carries no training data; pass its data set with --data DIR "
+                           "(a pix2pix aligned folder, e.g. datasets/edges2shoes)"
+                           % (args.init, ickpt["import"].get("format"), ickpt["import"].get("netG")))
     train_set, test_set = load_pair(name, size=int(data["size"]), root=args.data_root,
-                                    direction=args.direction or data.get("direction") or "AtoB")
+                                    direction=args.direction or data.get("direction") or "AtoB",
+                                    channels=data.get("in_channels"))
+    require_paired(train_set, "edgegan train anycost", name)
     meta = train_set.describe()
     for key in ("in_channels", "out_channels", "size"):
         if int(meta[key]) != int(data[key]):
@@ -579,6 +680,7 @@ def run_anycost(args):
                          eval_images=args.eval_images, seed=args.seed, device=args.device, sort=not args.no_sort,
                          init={"checkpoint": args.init or "packaged", "metrics": ickpt.get("metrics", {})})
     ckpt["train"]["data"] = name
+    inherit_input_spec(ckpt, data)
     if args.generator_only:
         ckpt.pop("discriminator", None)
     save_checkpoint(args.out, ckpt)

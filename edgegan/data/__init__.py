@@ -7,6 +7,12 @@ prepare inputs and read outputs.
 
 * ``fmnist-shoes`` (``edgegan.data.fmnist``): Fashion-MNIST shoes with Canny edges.
 * aligned folders (``edgegan.data.aligned``): the pix2pix layout, as the public edges2shoes set ships.
+* unpaired folders (``edgegan.data.unpaired``): the CycleGAN layout (trainA/trainB/testA/testB). These
+  yield inputs only and have ``paired = False``; paired recipes refuse them (``require_paired``).
+
+Training sets of folders can be augmented (``augment=True``: pix2pix's resize-286 / random crop / flip,
+``edgegan.data.augment``) for samples drawn as ``dataset[(index, seed)]``; held-out sets never are.
+``edgegan data get NAME`` (``edgegan.data.get``) downloads the public pix2pix / CycleGAN sets.
 
 This package sits below ``edgegan.train``, ``edgegan.calibrate`` and ``edgegan.targets``, which all read it.
 """
@@ -17,20 +23,36 @@ from ..errors import DatasetError
 from .aligned import DIRECTIONS, AlignedFolder, held_out_split
 from .fmnist import FMNIST_DEBIAN_ROOT, FMNIST_FILES, SHOE_LABELS, FashionMnistShoes, fmnist_paths, read_idx
 from .images import IMAGE_EXTENSIONS, fit_square, image_files, to_tensor, to_uint8
+from .unpaired import UNPAIRED_RECIPES, UnpairedFolder, is_unpaired_folder, require_paired, unpaired_held_out_split
 
 __all__ = ["DIRECTIONS", "FMNIST_DEBIAN_ROOT", "FMNIST_FILES", "IMAGE_EXTENSIONS", "SHOE_LABELS", "AlignedFolder",
-           "FashionMnistShoes", "fit_square", "fmnist_paths", "held_out_split", "image_files", "load_pair",
-           "read_idx", "to_tensor", "to_uint8"]
+           "FashionMnistShoes", "UNPAIRED_RECIPES", "UnpairedFolder", "fit_square", "fmnist_paths", "held_out_split",
+           "image_files", "is_unpaired_folder", "load_pair", "read_idx", "require_paired", "to_tensor", "to_uint8"]
 
 
-def load_pair(data, size=32, root=None, direction="AtoB", train_limit=None, test_limit=None):
-    """``(train set, held-out set)`` for ``--data``: ``fmnist-shoes`` or an aligned folder's path."""
+def load_pair(data, size=32, root=None, direction="AtoB", train_limit=None, test_limit=None, channels=None,
+              augment=False):
+    """``(train set, held-out set)`` for ``--data``: ``fmnist-shoes``, an aligned folder's path or an unpaired
+    folder's (``UnpairedFolder``, ``paired = False``).
+
+    ``channels``: read a folder as grey (1) or colour (3) whatever its images look like (the channels of a
+    generator it must fit); ``None`` decides from the first image. ``augment`` turns on the training set's
+    jitter / flip (folders only; Fashion-MNIST shoes are used as they are).
+    """
     if data == FashionMnistShoes.name:
         return (FashionMnistShoes("train", size=size, root=root, limit=train_limit),
                 FashionMnistShoes("test", size=size, root=root, limit=test_limit))
     if not os.path.isdir(data):
         raise DatasetError("--data %s: not %s and not a directory" % (data, FashionMnistShoes.name))
-    train = AlignedFolder(data, "train", direction=direction, size=size, limit=train_limit)
+    grey = None if channels is None else int(channels) == 1
+    if is_unpaired_folder(data):
+        train = UnpairedFolder(data, "train", direction=direction, size=size, grey=grey, limit=train_limit,
+                               augment=augment)
+        test = UnpairedFolder(data, unpaired_held_out_split(data), direction=direction, size=size, grey=train.grey,
+                              limit=test_limit)
+        return train, test
+    train = AlignedFolder(data, "train", direction=direction, size=size, grey=grey, limit=train_limit,
+                          augment=augment)
     test = AlignedFolder(data, held_out_split(data), direction=direction, size=size, grey=train.grey,
                          limit=test_limit)
     return train, test

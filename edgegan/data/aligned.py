@@ -7,6 +7,7 @@ import cv2
 from torch.utils.data import Dataset
 
 from ..errors import DatasetError
+from .augment import jitter_flip, split_key
 from .images import IMAGE_EXTENSIONS, fit_square, image_files, side_spec, to_tensor
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -23,9 +24,13 @@ class AlignedFolder(Dataset):
         grey: read grey (1 channel) or colour (3 channels, RGB); ``None`` decides from the
             first image (grey if it is single-channel or its channels are equal).
         limit: keep the first N images (sorted by name).
+        augment: pix2pix's jitter and flip (``edgegan.data.augment``) for samples drawn with a seed —
+            ``dataset[(i, seed)]``, as the training batches are; ``dataset[i]`` is never augmented.
     """
 
-    def __init__(self, root, split="train", direction="AtoB", size=32, grey=None, limit=None):
+    paired = True
+
+    def __init__(self, root, split="train", direction="AtoB", size=32, grey=None, limit=None, augment=False):
         if direction not in DIRECTIONS:
             raise DatasetError("direction must be one of %s, got %r" % (DIRECTIONS, direction))
         if not os.path.isdir(root):
@@ -35,7 +40,8 @@ class AlignedFolder(Dataset):
         if not os.path.isdir(folder):
             present = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
             raise DatasetError("%s has no %s/ sub-folder (it has: %s); a pix2pix aligned data set holds "
-                               "train/ and val/ or test/ folders of A|B side-by-side images"
+                               "train/ and val/ or test/ folders of A|B side-by-side images (a CycleGAN unpaired "
+                               "one: trainA/, trainB/, testA/, testB/; `edgegan data get NAME` fetches either)"
                                % (root, split, ", ".join(present) or "none"))
         self.files = image_files(folder)
         if not self.files:
@@ -43,6 +49,7 @@ class AlignedFolder(Dataset):
         if limit is not None:
             self.files = self.files[:int(limit)]
         self.root, self.split, self.direction, self.size = root, split, direction, int(size)
+        self.augment = bool(augment)
         self.grey = self._is_grey(self.files[0]) if grey is None else bool(grey)
         self.channels = 1 if self.grey else 3
 
@@ -63,7 +70,8 @@ class AlignedFolder(Dataset):
     def __len__(self):
         return len(self.files)
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        index, seed = split_key(key)
         path = self.files[index]
         if self.grey:
             image = self._read(path, cv2.IMREAD_GRAYSCALE)
@@ -76,6 +84,9 @@ class AlignedFolder(Dataset):
         a, b = image[:, :width // 2], image[:, width // 2:]
         if self.direction == "BtoA":
             a, b = b, a
+        if self.augment and seed is not None:
+            a, b = jitter_flip([a, b], self.size, seed)
+            return to_tensor(a), to_tensor(b)
         return to_tensor(fit_square(a, self.size)), to_tensor(fit_square(b, self.size))
 
     def describe(self):

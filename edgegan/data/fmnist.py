@@ -68,6 +68,7 @@ class FashionMnistShoes(Dataset):
     """
 
     name = "fmnist-shoes"
+    paired = True
 
     def __init__(self, split="train", size=32, root=None, edges=None, limit=None):
         if split not in FMNIST_FILES:

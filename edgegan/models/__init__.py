@@ -8,11 +8,13 @@ from .noise_resnet import NoiseResnetGenerator
 from .patchgan import SharedTrunkPatchGAN, SlimmablePatchGAN
 from .pruned import PrunedGenerator
 from .resnet_generator import DEFAULT_WIDTHS, ResnetGenerator
+from .unet_generator import UnetGenerator
 
 MODELS = {
     "dcgan_generator": DCGANGenerator,
     "noise_resnet_generator": NoiseResnetGenerator,
     "resnet_generator": ResnetGenerator,
+    "unet_generator": UnetGenerator,
     "mobile_resnet_generator": MobileResnetGenerator,
     "pruned_generator": PrunedGenerator,
     "shared_trunk_patchgan": SharedTrunkPatchGAN,
@@ -34,4 +36,4 @@ def build_model(arch):
 
 __all__ = ["DCGANGenerator", "DEFAULT_WIDTHS", "MODELS", "MobileResnetGenerator", "NoiseResnetGenerator",
            "PrunedGenerator", "ResnetGenerator", "SharedTrunkPatchGAN", "SharedTrunkProjectionD",
-           "SlimmablePatchGAN", "SlimmableProjectionD", "build_model"]
+           "SlimmablePatchGAN", "SlimmableProjectionD", "UnetGenerator", "build_model"]

@@ -6,7 +6,8 @@ For each group the permutation is applied consistently to
 
 * the producers' output channels (weight, bias) and the norm that follows each producer,
 * depthwise convs (and their norms) that pass the channels through,
-* the consumers' input channels,
+* the consumers' input channels (for a consumer that reads a concatenation, e.g. a UNet up-conv,
+  only the input channels of the group's segment: ``(conv, first input channel)``),
 
 so the sorted model computes **exactly the same function at full width**.
 
@@ -29,7 +30,8 @@ NORMS = (nn.BatchNorm2d, nn.InstanceNorm2d, SwitchableBatchNorm2d, ElasticInstan
 
 
 class Group(object):
-    """Channels shared by ``producers`` [(conv, norm or None)], read by ``consumers`` [conv].
+    """Channels shared by ``producers`` [(conv, norm or None)], read by ``consumers`` [conv, or
+    (conv, start) when they are the input channels ``start…start+n-1`` of a concatenation].
 
     ``passthrough`` [(depthwise conv, norm or None)] carry the channels unchanged in number.
     """
@@ -70,10 +72,13 @@ def _permute_out(conv, perm):
         _permute_param(conv.bias, perm, 0)
 
 
-def _permute_in(conv, perm):
+def _permute_in(conv, perm, start=0):
     if _is_depthwise(conv):
         raise ValueError("a depthwise conv is a passthrough, not a consumer")
-    _permute_param(conv.weight, perm, 0 if _is_transposed(conv) else 1)
+    dim = 0 if _is_transposed(conv) else 1
+    with torch.no_grad():
+        part = conv.weight.narrow(dim, start, len(perm))
+        part.copy_(part.index_select(dim, perm.to(part.device)))
 
 
 def _permute_bn(bn, perm):
@@ -181,8 +186,9 @@ def sort_channels(model, groups=None):
         for conv, norm in g.passthrough:
             _permute_out(conv, perm)
             _permute_norm(norm, perm)
-        for conv in g.consumers:
-            _permute_in(conv, perm)
+        for consumer in g.consumers:
+            conv, start = consumer if isinstance(consumer, tuple) else (consumer, 0)
+            _permute_in(conv, perm, start)
         perms.append(perm)
     return perms
 

@@ -24,8 +24,7 @@ def apply_channels(model, channels):
         c = int(channels.get(name, slot.max_channels))
         if not 1 <= c <= slot.max_channels:
             raise ValueError("slot %r: %d channels asked, 1..%d allowed" % (name, c, slot.max_channels))
-        for m in slot.modules:
-            m.active_out = c
+        slot.set(c)
 
 
 def set_width(model, config):

@@ -17,7 +17,7 @@ from ..errors import TargetError
 from .registry import get_compiler
 
 PROFILE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profiles")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 PADDINGS = ("keep", "decompose")
 MIN_OPSET, MAX_OPSET = 11, 20  # what torch's TorchScript-based exporter honours
 
@@ -75,6 +75,7 @@ def validate_profile(profile, where):
     parity = profile.setdefault("parity", {})
     parity.setdefault("min_psnr_db", 40.0)
     parity.setdefault("min_psnr_db_fp16", 35.0)
+    parity.setdefault("min_psnr_db_bf16", 35.0)
     calibrate = profile.setdefault("calibrate", {})
     calibrate.setdefault("observer", "entropy")
     calibrate.setdefault("activation", "int8")
@@ -83,6 +84,7 @@ def validate_profile(profile, where):
     calibrate.setdefault("held_out", 16)
     for key, value in (("[parity] min_psnr_db", parity["min_psnr_db"]),
                        ("[parity] min_psnr_db_fp16", parity["min_psnr_db_fp16"]),
+                       ("[parity] min_psnr_db_bf16", parity["min_psnr_db_bf16"]),
                        ("[calibrate] min_psnr_db", calibrate["min_psnr_db"])):
         _require(isinstance(value, (int, float)), where, "%s must be a number, got %r" % (key, value))
     _require(calibrate["observer"] in OBSERVERS, where, "[calibrate] observer must be one of %s, got %r"
@@ -117,6 +119,8 @@ def parity_threshold(profile, precision):
         return float(profile["calibrate"]["min_psnr_db"])
     if precision == "fp16":
         return float(profile["parity"]["min_psnr_db_fp16"])
+    if precision == "bf16":
+        return float(profile["parity"]["min_psnr_db_bf16"])
     return float(profile["parity"]["min_psnr_db"])
 
 

@@ -2,7 +2,8 @@
 
 * **Lowering.** litert-torch cannot convert ``ConvTranspose2d(k3, s2, p1, output_padding=1)``;
   ``lowering.lower_transposed_convs`` rewrites it as a 2×2 conv + depth-to-space with the same
-  weights (same function, tested) before conversion.
+  weights (same function, tested) before conversion. ``ConvTranspose2d(k4, s2, p1)`` (the UNet's
+  up-convs: the output is exactly twice the input) converts as it is, to ``TRANSPOSE_CONV``.
 * **Layout.** The network is wrapped so its signature takes and returns NHWC tensors named
   ``input`` and ``output`` (signature ``serving_default``); the bundle's manifest says
   ``"layout": "NHWC"`` (``io_spec``).
@@ -45,6 +46,8 @@ SIGNATURE = "serving_default"
 INSTALL = "pip install 'edgegan[tflite]' (litert-torch, ai-edge-litert)"
 QUANTIZABLE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 TFLITE_OBSERVERS = ("minmax",)
+# ai-edge-quantizer's names of the ops whose weights the fp16 variant casts (TRANSPOSE_CONV is CONV_2D_TRANSPOSE)
+FP16_WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "CONV_2D_TRANSPOSE")
 
 
 def _require(module_name):
@@ -78,15 +81,24 @@ def nhwc_shape(shape):
 
 # -- conversion --------------------------------------------------------------------------------
 
+def converts_natively(layer):
+    """Whether litert-torch converts this transposed convolution to ``TRANSPOSE_CONV`` as it is: the
+    k=4, stride 2, padding 1 form (no output padding) of the pix2pix UNet."""
+    return (isinstance(layer, nn.ConvTranspose2d) and tuple(layer.kernel_size) == (4, 4)
+            and tuple(layer.stride) == (2, 2) and tuple(layer.padding) == (1, 1)
+            and tuple(layer.output_padding) == (0, 0) and tuple(layer.dilation) == (1, 1)
+            and layer.groups == 1 and layer.padding_mode == "zeros")
+
+
 def prepare(module):
     """A copy of ``module`` that litert-torch converts: lowerable transposed convs rewritten."""
     module = copy.deepcopy(module).eval()
     lower_transposed_convs(module)
-    left = remaining_transposed_convs(module)
+    left = [name for name in remaining_transposed_convs(module) if not converts_natively(module.get_submodule(name))]
     if left:
-        raise TargetError("litert-torch cannot convert the transposed convolution(s) %s (only "
-                          "ConvTranspose2d(k=3, stride=2, padding=1, output_padding=1) is lowered); "
-                          "train with --upsample resize" % ", ".join(left))
+        raise TargetError("litert-torch cannot convert the transposed convolution(s) %s (it takes "
+                          "ConvTranspose2d(k=4, stride=2, padding=1) and edgegan lowers ConvTranspose2d(k=3, "
+                          "stride=2, padding=1, output_padding=1)); train with --upsample resize" % ", ".join(left))
     return module
 
 
@@ -118,7 +130,7 @@ def fp16_weights(fp32_path, path):
     """Write ``fp32_path`` with float16 conv/FC weights (and DEQUANTIZE ops) to ``path``."""
     quantizer, _, qtyping, algorithms = _quantizer()
     qt = quantizer.Quantizer(fp32_path)
-    for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+    for op in FP16_WEIGHT_OPS:
         qt.add_weight_only_config(regex=".*", operation_name=getattr(qtyping.TFLOperationName, op), num_bits=16,
                                   algorithm_key=algorithms.FLOAT_CASTING)
     result = qt.quantize(enable_progress_report=False)

@@ -49,8 +49,9 @@ def set_rng_state(state):
 
 
 def cpu_state_dict(module):
-    """A detached CPU copy of ``module``'s state_dict (leaves the module where it is)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+    """A detached, contiguous CPU copy of ``module``'s state_dict (leaves the module where it is; weights of a
+    channels-last model are stored in the default layout)."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
 
 
 def resume_state(step, opt_g, opt_d, history=()):
