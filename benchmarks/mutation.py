@@ -19,8 +19,8 @@ functions are mutated too, and marks the out-of-scope functions ``# pragma: no m
 repository is never modified: everything runs in ``--workdir``.
 
     pip install -c constraints.txt "mutmut>=3.8,<4"     # not a dependency of edgegan
-    nice -n 10 python benchmarks/mutation.py               # all modules; hours on 2 cores
-    nice -n 10 python benchmarks/mutation.py --modules edgegan/train/losses.py   # one module
+    nice -n 5 python benchmarks/mutation.py                # all modules; hours on 2 cores
+    nice -n 5 python benchmarks/mutation.py --modules edgegan/train/losses.py   # one module
     python benchmarks/mutation.py --report-only            # rewrite TESTING.md from the last results
 
 Writes ``benchmarks/results/mutation.json`` (per-module counts, every survivor with its diff) and the
@@ -289,6 +289,8 @@ def load_uptime():
 
 
 def summarise(statuses, equivalent):
+    """Per-module counts; the score is over the mutants that ran (``not run``: mutmut has not reached them yet,
+    a time-boxed run), so a module with none run has no score."""
     rows = []
     for module in sorted(statuses):
         counts = {}
@@ -298,22 +300,27 @@ def summarise(statuses, equivalent):
             counts[status] = counts.get(status, 0) + 1
         total = sum(counts.values())
         detected = counts.get("killed", 0) + counts.get("timeout", 0)
-        scored = total - counts.get("equivalent", 0)
+        not_run = counts.get("not run", 0)
+        scored = total - counts.get("equivalent", 0) - not_run
         rows.append({"module": module, "mutants": total, "killed": counts.get("killed", 0),
                      "timeout": counts.get("timeout", 0), "survived": counts.get("survived", 0),
                      "equivalent": counts.get("equivalent", 0), "no_tests": counts.get("no tests", 0),
+                     "not_run": not_run,
                      "other": total - detected - counts.get("survived", 0) - counts.get("equivalent", 0)
-                     - counts.get("no tests", 0),
+                     - counts.get("no tests", 0) - not_run,
                      "score": detected / float(scored) if scored else None})
     return rows
 
 
 def write_testing(results, equivalent):
     rows = results["modules"]
-    total = {k: sum(r[k] for r in rows) for k in ("mutants", "killed", "timeout", "survived", "equivalent",
-                                                   "no_tests", "other")}
-    scored = total["mutants"] - total["equivalent"]
+    keys = ("mutants", "killed", "timeout", "survived", "equivalent", "no_tests", "other", "not_run")
+    done = [r for r in rows if r.get("not_run", 0) < r["mutants"]]
+    skipped = [r for r in rows if r.get("not_run", 0) >= r["mutants"]]
+    total = {k: sum(r.get(k, 0) for r in done) for k in keys}
+    scored = total["mutants"] - total["equivalent"] - total["not_run"]
     total["score"] = (total["killed"] + total["timeout"]) / float(scored) if scored else None
+    runs = results.get("runs") or []
     lines = ["# Testing", "",
              "`python3 -m pytest -q` runs the whole suite (see the README for the command CI runs). This page "
              "records how well the tests catch broken methods.", "",
@@ -323,17 +330,32 @@ def write_testing(results, equivalent):
              "mask insertion and pruning, channel sorting, the search; the outer training loops are out of scope, see "
              "the script's `SCOPE`). Each mutant runs the fast tests that reach the function it changed. Install "
              "mutmut with `pip install -c constraints.txt \"mutmut>=3.8,<4\"` (it is not a dependency of edgegan), "
-             "then `nice -n 10 python benchmarks/mutation.py`. Not part of CI: %s." % (
-                 results.get("mutmut", "3"), results.get("duration", "hours on 2 cores")), "",
-             "Last run: %s, %s, load average %s (%s). Score = (killed + timeout) / (mutants − equivalent)." % (
-                 results.get("date", "?"), results.get("machine", "?"), results.get("load_before", "?"),
-                 results.get("note", "")), "",
-             "| module | mutants | killed | timeout | survived | equivalent | no tests | score |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows + [dict(total, module="**all**")]:
-        lines.append("| %s | %d | %d | %d | %d | %d | %d | %s |" % (
-            r["module"], r["mutants"], r["killed"], r["timeout"], r["survived"], r["equivalent"], r["no_tests"],
-            "%.1f %%" % (100 * r["score"]) if r["score"] is not None else "-"))
+             "then `nice -n 5 python benchmarks/mutation.py` (all modules: hours on 2 cores) or "
+             "`--modules PATH ...` for some of them; mutmut keeps its results in `--workdir` between runs. "
+             "Not part of CI." % results.get("mutmut", "3"), "",
+             "Machine: %s; CPU flags: %s. Score = (killed + timeout) / (mutants run − equivalent); a module's "
+             "score covers the mutants that ran." % (
+                 results.get("machine", "?"), " ".join(results.get("cpu_flags") or []) or "none of AVX-512/AMX/VNNI"),
+             "", "Runs:", ""]
+    for r in runs:
+        lines.append("- %s: `%s`, %s, load average %s before, %s after (%s)" % (
+            r.get("date", "?"), r.get("command", "?"), r.get("duration", "?"), r.get("load_before", "?"),
+            r.get("load_after", "?"), r.get("note", "")))
+    if not runs:
+        lines.append("- %s: %s, load average %s (%s)" % (results.get("date", "?"), results.get("duration", "?"),
+                                                          results.get("load_before", "?"), results.get("note", "")))
+    lines += ["", "| module | mutants | run | killed | timeout | survived | equivalent | no tests | score |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in done + [dict(total, module="**modules run**")]:
+        lines.append("| %s | %d | %d | %d | %d | %d | %d | %d | %s |" % (
+            r["module"], r["mutants"], r["mutants"] - r.get("not_run", 0), r["killed"], r["timeout"], r["survived"],
+            r["equivalent"], r["no_tests"], "%.1f %%" % (100 * r["score"]) if r["score"] is not None else "-"))
+    for r in skipped:
+        lines.append("| %s | %d | not run (time) | | | | | | - |" % (r["module"], r["mutants"]))
+    if skipped:
+        lines += ["", "The modules marked *not run (time)* have not been mutation-tested yet: no score is claimed "
+                      "for them (the goal of ≥ 85 %% killed is unverified there). %d of their mutants remain."
+                  % sum(r["mutants"] for r in skipped)]
     survivors = [s for s in results["survivors"] if s["name"] not in equivalent]
     lines += ["", "### Survivors", ""]
     if survivors:
@@ -384,18 +406,21 @@ def main(argv=None):
     survivors = []
     for module in SCOPE:
         for name, status in sorted(statuses.get(module, {}).items()):
-            if status in ("survived", "no tests", "suspicious", "not run"):
+            if status in ("survived", "no tests", "suspicious"):
                 survivors.append({"module": module, "name": name, "status": status,
                                   "diff": diff_of(args.workdir, name)})
     cpu = open("/proc/cpuinfo").read() if os.path.isfile("/proc/cpuinfo") else ""
     flags = sorted(set(re.findall(r"\b(avx512\w*|amx\w*|avx_vnni)\b", cpu)))
+    previous = json.load(open(RESULTS)).get("runs", []) if os.path.isfile(RESULTS) and not args.fresh else []
+    run = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "command": "nice -n %d python benchmarks/mutation.py %s" % (os.nice(0), " ".join(argv or sys.argv[1:])),
+           "duration": "%.0f min" % ((time.time() - start) / 60), "load_before": " ".join(load_before or []),
+           "load_after": " ".join(load_uptime() or []),
+           "note": "--max-children %d, shared 2-core machine" % args.max_children, "mutmut_exit_code": rc}
     results = {"date": datetime.date.today().isoformat(), "mutmut": version("mutmut"),
                "machine": "%s, %d CPUs, Python %s" % (platform.machine(), os.cpu_count() or 0, platform.python_version()),
-               "cpu_flags": flags, "load_before": " ".join(load_before or []), "load_after": " ".join(load_uptime() or []),
-               "duration": "%.0f min for %s" % ((time.time() - start) / 60, "all modules" if not args.modules
-                                                 else ", ".join(modules)),
-               "note": "nice -n 10, --max-children %d, shared machine" % args.max_children,
-               "modules": summarise(statuses, equivalent), "survivors": survivors, "mutmut_exit_code": rc}
+               "cpu_flags": flags, "runs": previous + [run],
+               "modules": summarise(statuses, equivalent), "survivors": survivors}
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         json.dump(results, f, indent=1)
