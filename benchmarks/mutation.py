@@ -84,7 +84,8 @@ SCOPE = {
 #: the tests a mutant may run (mutmut picks, among them, the ones that reach the mutated function)
 TESTS = [
     "tests/test_methods_slimgan.py", "tests/test_methods_gan_compression.py", "tests/test_methods_anycost.py",
-    "tests/test_methods_ppcd.py", "tests/test_methods_search.py", "tests/test_nn.py", "tests/test_subnet.py",
+    "tests/test_methods_ppcd.py", "tests/test_methods_search.py", "tests/test_masks.py", "tests/test_nn.py",
+    "tests/test_subnet.py",
     "tests/test_sorting.py", "tests/test_mobile_resnet.py", "tests/test_models.py", "tests/test_slimgan.py",
     "tests/test_slimmable_d.py", "tests/test_prune.py", "tests/test_search.py", "tests/test_distill.py",
     "tests/test_anycost.py", "tests/test_compression_recipes.py", "tests/test_train.py",
@@ -127,6 +128,9 @@ def parse_args(argv=None):
     p.add_argument("--max-children", type=int, default=2, help="mutants run in parallel (default 2)")
     p.add_argument("--fresh", action="store_true", help="forget mutmut's results in --workdir (default: resume)")
     p.add_argument("--report-only", action="store_true", help="only rewrite TESTING.md from " + RESULTS)
+    p.add_argument("--collect-only", action="store_true",
+                   help="run nothing: read mutmut's results in --workdir (e.g. after a run was stopped) into %s and "
+                        "TESTING.md" % os.path.relpath(RESULTS, ROOT))
     p.add_argument("--mutants", nargs="+", metavar="NAME", help="re-run these mutants (glob patterns allowed)")
     return p.parse_args(argv)
 
@@ -320,7 +324,7 @@ def write_testing(results, equivalent):
     total = {k: sum(r.get(k, 0) for r in done) for k in keys}
     scored = total["mutants"] - total["equivalent"] - total["not_run"]
     total["score"] = (total["killed"] + total["timeout"]) / float(scored) if scored else None
-    runs = results.get("runs") or []
+    runs = [r for r in results.get("runs") or [] if not r.get("collect_only")]
     lines = ["# Testing", "",
              "`python3 -m pytest -q` runs the whole suite (see the README for the command CI runs). This page "
              "records how well the tests catch broken methods.", "",
@@ -399,9 +403,11 @@ def main(argv=None):
         return 2
     load_before = load_uptime()
     start = time.time()
-    prepare(args.workdir, args.fresh)
-    patterns = args.mutants or ([m[:-3].replace("/", ".") + ".*" for m in modules] if args.modules else [])
-    rc = run_mutmut(args.workdir, args.max_children, patterns)
+    rc = None
+    if not args.collect_only:
+        prepare(args.workdir, args.fresh)
+        patterns = args.mutants or ([m[:-3].replace("/", ".") + ".*" for m in modules] if args.modules else [])
+        rc = run_mutmut(args.workdir, args.max_children, patterns)
     statuses = collect(args.workdir, list(SCOPE))
     survivors = []
     for module in SCOPE:
@@ -412,7 +418,9 @@ def main(argv=None):
     cpu = open("/proc/cpuinfo").read() if os.path.isfile("/proc/cpuinfo") else ""
     flags = sorted(set(re.findall(r"\b(avx512\w*|amx\w*|avx_vnni)\b", cpu)))
     previous = json.load(open(RESULTS)).get("runs", []) if os.path.isfile(RESULTS) and not args.fresh else []
-    run = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    previous = [r for r in previous if not r.get("collect_only")]
+    run = {"collect_only": args.collect_only,
+           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "command": "nice -n %d python benchmarks/mutation.py %s" % (os.nice(0), " ".join(argv or sys.argv[1:])),
            "duration": "%.0f min" % ((time.time() - start) / 60), "load_before": " ".join(load_before or []),
            "load_after": " ".join(load_uptime() or []),

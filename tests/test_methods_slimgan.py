@@ -291,8 +291,8 @@ def test_inplace_distillation_defaults_and_errors():
     outs = [torch.full((1, 1, 2, 2), v) for v in (0.0, 1.0, 3.0)]
     assert torch.equal(inplace_distillation(outs), inplace_distillation(outs, "stepwise"))  # stepwise by default
     assert float(inplace_distillation(outs[:1])) == 0.0  # one width: nothing to distil
-    with pytest.raises(ValueError, match=r"distillation mode must be one of \('stepwise', 'naive', 'none'\), "
-                                         r"got 'sideways'"):
+    with pytest.raises(ValueError, match=r"^distillation mode must be one of \('stepwise', 'naive', 'none'\), "
+                                         r"got 'sideways'$"):
         inplace_distillation(outs, "sideways")
 
 
