@@ -6,9 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from edgegan.nn import ElasticConv2d
 from edgegan.nn.masks import ChannelMask, mask_stats, sparsity_loss, update_masks
-from edgegan.nn.slots import Slot
 
 
 def _mask(weights, pivot=0.5):
@@ -79,7 +77,3 @@ def test_reprs():
     assert repr(m) == "ChannelMask(channels=2, delta=1000, pivot=0.005, frozen=False)"
     m.binarize()
     assert repr(m) == "ChannelMask(channels=2, delta=1000, pivot=0.005, frozen=True)"
-    convs = [ElasticConv2d(2, 8, 1), ElasticConv2d(2, 8, 1)]
-    assert repr(Slot(8, convs)) == "Slot(max_channels=8, layers=2)"
-    reader = ElasticConv2d(12, 4, 1, in_segments=[8, 4])
-    assert repr(Slot(8, convs, readers=[(reader, 0)])) == "Slot(max_channels=8, layers=2, readers=1)"

@@ -69,7 +69,7 @@ def test_per_slot_config_and_errors():
     cfg = SubnetConfig(channels={"stem": 3, "down1": 16, "stream": 8, "block0": 5, "block1": 32, "up1": 7, "up2": 2})
     set_width(g, cfg)
     assert g(torch.randn(1, 1, 32, 32)).shape == (1, 1, 32, 32)
-    with pytest.raises(ValueError, match="unknown channel slots"):
+    with pytest.raises(ValueError, match=r"^unknown channel slots \['nope'\]; this model has \['stem', "):
         set_width(g, SubnetConfig(channels={"nope": 3}))
     with pytest.raises(ValueError, match="1..8 allowed"):
         set_width(g, SubnetConfig(channels={"stem": 9}))
