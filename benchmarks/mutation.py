@@ -84,11 +84,10 @@ SCOPE = {
 #: the tests a mutant may run (mutmut picks, among them, the ones that reach the mutated function)
 TESTS = [
     "tests/test_methods_slimgan.py", "tests/test_methods_gan_compression.py", "tests/test_methods_anycost.py",
-    "tests/test_methods_ppcd.py", "tests/test_methods_search.py", "tests/test_masks.py", "tests/test_slots.py",
-    "tests/test_nn.py", "tests/test_subnet.py", "tests/test_sorting.py", "tests/test_mobile_resnet.py",
-    "tests/test_models.py", "tests/test_slimgan.py", "tests/test_slimmable_d.py", "tests/test_prune.py",
-    "tests/test_search.py", "tests/test_distill.py", "tests/test_anycost.py", "tests/test_compression_recipes.py",
-    "tests/test_train.py",
+    "tests/test_methods_ppcd.py", "tests/test_methods_search.py", "tests/test_nn.py", "tests/test_subnet.py",
+    "tests/test_sorting.py", "tests/test_mobile_resnet.py", "tests/test_models.py", "tests/test_slimgan.py",
+    "tests/test_slimmable_d.py", "tests/test_prune.py", "tests/test_search.py", "tests/test_distill.py",
+    "tests/test_anycost.py", "tests/test_compression_recipes.py", "tests/test_train.py",
 ]
 #: tests in those files that take tens of seconds (training runs, the packaged data set, CLI round trips)
 SLOW = [
