@@ -73,15 +73,16 @@ def test_per_slot_config_and_errors():
     assert g(torch.randn(1, 1, 32, 32)).shape == (1, 1, 32, 32)
     with pytest.raises(ValueError, match=r"^unknown channel slots \['nope'\]; this model has \['stem', "):
         set_width(g, SubnetConfig(channels={"nope": 3}))
-    with pytest.raises(ValueError, match="1..8 allowed"):
+    with pytest.raises(ValueError, match=r"^slot 'stem': 9 channels asked, 1\.\.8 allowed$"):
         set_width(g, SubnetConfig(channels={"stem": 9}))
     with pytest.raises(ValueError, match="width must be in"):
         SubnetConfig(width=1.5)
 
 
 def test_elastic_conv_without_slots_is_its_own_slot():
-    net = nn.Sequential(ElasticConv2d(3, 8, 3, padding=1), nn.ReLU(), ElasticConv2d(8, 4, 1, fixed_out=True))
-    assert list(channel_slots(net)) == ["0"]
+    net = nn.Sequential(ElasticConv2d(3, 8, 3, padding=1), nn.ReLU(), ElasticConv2d(8, 8, 3, padding=1, depthwise=True),
+                        ElasticConv2d(8, 4, 1, fixed_out=True))
+    assert list(channel_slots(net)) == ["0"]  # a depthwise conv follows its input; a fixed one keeps its count
     set_width(net, 0.5)
     assert net(torch.randn(1, 3, 8, 8)).shape == (1, 4, 8, 8)
     assert net[0].active_out == 4
@@ -111,3 +112,14 @@ def test_slot_repr():
     slot, _, _ = _slot()
     assert repr(slot) == "Slot(max_channels=8, layers=2, readers=1)"
     assert repr(Slot(8, [ElasticConv2d(2, 8, 1)])) == "Slot(max_channels=8, layers=1)"
+
+
+def test_a_reader_must_hold_the_slots_channels_in_that_segment():
+    producer = ElasticConv2d(2, 8, 1)
+    for reader, message in ((ElasticConv2d(12, 4, 1), "reader ElasticConv2d segment 0 does not hold the slot's 8 "
+                                                      "channels"),
+                            (ElasticConv2d(12, 4, 1, in_segments=[4, 8]), "reader ElasticConv2d segment 0 does not "
+                                                                          "hold the slot's 8 channels")):
+        with pytest.raises(ValueError, match="^%s$" % message):
+            Slot(8, [producer], readers=[(reader, 0)])
+    assert Slot(8, [producer], readers=[(ElasticConv2d(12, 4, 1, in_segments=[4, 8]), 1)]).readers[0][1] == 1
