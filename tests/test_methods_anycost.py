@@ -11,15 +11,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from conftest import with_bn_statistics
-from method_grads import assert_grads_equal, frozen_optimizer, reference_grads, step_grads
+from method_grads import assert_grads_equal, frozen_optimizer, reference_grads, settled_discriminator, step_grads
 from pairs_data import Pairs
 
-from edgegan.models import ResnetGenerator
+from edgegan.models import ResnetGenerator, SharedTrunkPatchGAN
 from edgegan.nn import ElasticConv2d, ElasticConvTranspose2d, SwitchableBatchNorm2d
 from edgegan.nn.sorting import sort_channels
 from edgegan.nn.slots import width_to_channels
 from edgegan.nn import at_width
 from edgegan.train.anycost import anycost_step, consistency_loss, train_anycost
+from edgegan.train.losses import d_hinge_loss
 
 
 @pytest.fixture(autouse=True)
@@ -128,6 +129,54 @@ def test_anycost_step_follows_the_consistency_loss():
     assert losses["widths"] == [0.25, 0.75]
 
 
+def test_anycost_step_with_a_discriminator_and_perceptual_features():
+    """With λ_GAN: D takes its hinge step on (x, y) vs (x, sg G_1(x)) first (its gradients are those alone),
+    then L_G = λ_L1·|G_1 − y| + λ_GAN·(−D(x, G_1)) + λ_c·mean_w [MSE(G_w, sg G_1) + λ_p·MSE(φ(G_w), φ(sg G_1))]."""
+    torch.manual_seed(0)
+    g = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="in").train()
+    d = settled_discriminator(SharedTrunkPatchGAN(2, ndf=4, n_layers=2, n_heads=1), torch.randn(2, 2, 16, 16))
+    phi = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Tanh()).requires_grad_(False)
+    data = Pairs(4)
+    d.requires_grad_(False)  # as the step before left it
+    losses = anycost_step(g, frozen_optimizer(g), data.x, data.y, [0.25, 0.5], lambda_l1=2.0, lambda_consistency=3.0,
+                          perceptual=phi, lambda_perceptual=0.5, discriminator=d, opt_d=frozen_optimizer(d),
+                          lambda_gan=0.7)
+    g_step, d_step = step_grads(g), step_grads(d)
+    assert all(p.requires_grad is False for p in d.parameters())
+    full = g(data.x)
+    d.requires_grad_(True)
+    loss_d = d_hinge_loss(d(torch.cat([data.x, data.y], 1)), d(torch.cat([data.x, full.detach()], 1)))
+    assert_grads_equal(d_step, reference_grads(loss_d, d))
+    adversarial = -d(torch.cat([data.x, full], 1)).mean()
+    mse, perc = [], []
+    for w in (0.25, 0.5):
+        with at_width(g, w):
+            sub = g(data.x)
+        mse.append(((sub - full.detach()) ** 2).mean())
+        perc.append(((phi(sub) - phi(full.detach())) ** 2).mean())
+    loss_g = (2.0 * (full - data.y).abs().mean() + 0.7 * adversarial
+              + 3.0 * sum(m + 0.5 * q for m, q in zip(mse, perc)) / 2)
+    assert_grads_equal(g_step, reference_grads(loss_g, g))
+    expected = {"d": loss_d, "g": adversarial, "l1": (full - data.y).abs().mean(), "consistency": sum(mse) / 2,
+                "perceptual": sum(perc) / 2}
+    assert sorted(losses) == sorted(list(expected) + ["widths"])
+    for key, value in expected.items():
+        assert losses[key] == pytest.approx(float(value.detach()), rel=1e-5), key
+
+
+def test_anycost_step_defaults_are_lambda_100_and_no_gan_or_perceptual_term():
+    torch.manual_seed(0)
+    g = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="in").train()
+    data = Pairs(4)
+    losses = anycost_step(g, frozen_optimizer(g), data.x, data.y, [0.5])
+    full = g(data.x)
+    with at_width(g, 0.5):
+        sub = g(data.x)
+    reference = 100.0 * (full - data.y).abs().mean() + 100.0 * ((sub - full.detach()) ** 2).mean()
+    assert_grads_equal(step_grads(g), reference_grads(reference, g))
+    assert sorted(losses) == ["consistency", "l1", "widths"]
+
+
 def test_consistency_error_is_the_eval_mode_mse_to_the_full_width():
     from edgegan.train.anycost import consistency_error
 
@@ -143,6 +192,7 @@ def test_consistency_error_is_the_eval_mode_mse_to_the_full_width():
             with at_width(g, w):
                 assert err["w%g" % w] == pytest.approx(float(((g(x) - full) ** 2).mean()), rel=1e-5)
     assert sorted(consistency_error(g, x, widths=[0.5, 1.0])) == ["w0.5"]
+    assert sorted(consistency_error(g, x, widths=[1.0, 0.25, 0.5])) == ["w0.25", "w0.5"]  # the full width skipped
 
 
 def test_sort_preserving_checks_the_full_width():
@@ -163,8 +213,10 @@ def test_sort_preserving_checks_the_full_width():
     g.eval()
     with torch.no_grad():
         torch.testing.assert_close(g(x), ref, atol=1e-4, rtol=0)
-    with pytest.raises(EdgeganError, match="changed the full-width output by"):
+    with pytest.raises(EdgeganError, match=r"^channel sorting changed the full-width output by 0\.00e\+00 \(> -1e\+00\); "
+                                           r"this generator's channel groups are not what sort_channels assumes$"):
         sort_preserving(g, x, atol=-1.0)  # no difference is small enough
+    assert sort_preserving(g, x, atol=0.0)[1] == 0.0  # sorted already: the identity, exactly the same output
     broken = with_bn_statistics(ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn"), (4, 1, 16, 16))
     groups = broken.sorting_groups()
     broken.sorting_groups = lambda: [Group(gr.producers, [], gr.passthrough) for gr in groups]  # consumers left out
