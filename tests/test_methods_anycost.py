@@ -222,3 +222,39 @@ def test_sort_preserving_checks_the_full_width():
     broken.sorting_groups = lambda: [Group(gr.producers, [], gr.passthrough) for gr in groups]  # consumers left out
     with pytest.raises(EdgeganError, match="channel groups are not what sort_channels assumes"):
         sort_preserving(broken, x)
+
+
+def test_resolve_widths_defaults_bounds_and_errors():
+    from edgegan.errors import EdgeganError
+    from edgegan.train.anycost import resolve_widths
+
+    one = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn", widths=[1.0])  # imported: full width only
+    widths, slim = resolve_widths(one, None)
+    assert widths == [0.25, 0.5, 0.75, 1.0] and list(slim.widths) == widths
+    two = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn", widths=[0.5, 1.0])
+    widths, same = resolve_widths(two, None)
+    assert widths == [0.5, 1.0] and same is two  # its own widths, nothing rebuilt
+    inorm = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="in", widths=[0.5, 1.0])
+    assert resolve_widths(inorm, [0.5])[0] == [0.5, 1.0]
+    for bad in ([0.0], [1.5]):
+        with pytest.raises(EdgeganError, match=r"^widths must be in \(0, 1\], got \[%s\]$"
+                                               % ", ".join("%r" % w for w in sorted(set(bad) | {1.0}))):
+            resolve_widths(inorm, bad)
+    with pytest.raises(EdgeganError, match=r"^consistency training needs at least one width below 1\.0$"):
+        resolve_widths(inorm, [1.0])
+    with pytest.raises(EdgeganError, match=r"^width\(s\) 0\.25, 0\.75 have no BatchNorm of their own in this checkpoint "
+                                           r"\(it has 0\.5, 1\); choose among those$"):
+        resolve_widths(two, [0.25, 0.5, 0.75])
+
+
+def test_consistency_loss_adds_the_perceptual_term_only_with_a_weight():
+    torch.manual_seed(0)
+    phi = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh()).requires_grad_(False)
+    sub, full = torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8)
+    mse = ((sub - full) ** 2).mean()
+    for args in ((), (phi,), (None, 0.5), (phi, 0.0)):
+        total, m, perc = consistency_loss(sub, full, *args)
+        assert perc is None and torch.equal(total, m) and float(m) == pytest.approx(float(mse))
+    total, m, perc = consistency_loss(sub, full, phi, 0.5)
+    assert float(perc) == pytest.approx(float(((phi(sub) - phi(full)) ** 2).mean()))
+    assert float(total) == pytest.approx(float(mse + 0.5 * perc))
