@@ -90,6 +90,20 @@ def test_supernet_step_follows_gan_compression_losses(recon_target):
     assert_grads_equal(d_step, reference_grads(loss_d, disc))
 
 
+def test_supernet_step_defaults_and_recon_target_error():
+    """Defaults: λ_recon = 10, λ_distill = 1, L1 to the real target."""
+    teacher, student, disc, adapters = _setup()
+    data = Pairs(2, size=16)
+    out = _step(teacher, student, disc, adapters, data.x, data.y)
+    s_step, a_step = step_grads(student), step_grads(adapters)
+    set_width(student, out["config"])
+    _, loss_g, _ = _reference(teacher, student, disc, adapters, data.x, data.y, "real", 10.0, 1.0)
+    assert_grads_equal(s_step, reference_grads(loss_g, student))
+    assert_grads_equal(a_step, reference_grads(loss_g, adapters))
+    with pytest.raises(ValueError, match=r"^recon_target must be one of \('real', 'teacher'\), got 'target'$"):
+        _step(teacher, student, disc, adapters, data.x, data.y, recon_target="target")
+
+
 def test_feature_distillation_reaches_the_student_through_the_adapters():
     """With λ_recon = 0 the student's gradient is the adversarial one plus the distillation one, which flows
     from ``f_t(S_t)`` through the adapters into the student; the adapters get only the distillation one."""
