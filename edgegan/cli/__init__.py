@@ -6,11 +6,13 @@ is stored as the parser default ``func``. Handlers import heavy libraries lazily
 """
 
 import argparse
+import errno
 import importlib
 import sys
+import warnings
 
 from .. import __version__
-from ..errors import EdgeganError
+from ..errors import EdgeganError, EdgeganWarning
 
 COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval"]
 
@@ -36,20 +38,53 @@ def build_parser():
     return parser
 
 
+#: errors of the file system a user can fix (a read-only, full or missing place): one line, exit 2
+USER_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR,
+                  errno.ENAMETOOLONG, errno.ENOENT, errno.EEXIST, errno.ELOOP, errno.EXDEV, errno.EBUSY)
+
+
+def os_error_message(e):
+    """One line for an ``OSError`` of the file system: the path(s) and what the system said."""
+    paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+    return "%s%s; check the path, its permissions (or immutable attribute) and free space" % (
+        "%s: " % paths if paths else "", e.strerror or e)
+
+
+def _show_warning(prog):
+    """``warnings.showwarning`` that prints an ``EdgeganWarning`` as one line; others as Python does."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, EdgeganWarning):
+            print("%s: warning: %s" % (prog, message), file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+    return show
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return args.func(args) or 0
-    except EdgeganError as e:
-        print("edgegan %s: error: %s" % (args.command, e), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("edgegan %s: interrupted" % args.command, file=sys.stderr)
-        return 130
+    prog = "edgegan %s" % args.command
+    with warnings.catch_warnings():
+        warnings.simplefilter("once", EdgeganWarning)
+        warnings.showwarning = _show_warning(prog)
+        try:
+            return args.func(args) or 0
+        except EdgeganError as e:
+            print("%s: error: %s" % (prog, e), file=sys.stderr)
+            return 2
+        except OSError as e:
+            if e.errno not in USER_OS_ERRORS:
+                raise
+            print("%s: error: %s" % (prog, os_error_message(e)), file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("%s: interrupted" % prog, file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -153,6 +153,16 @@ def _configure_threads(args):
         torch.set_num_threads(args.threads)
 
 
+def _say_loading(args, name=None):
+    """A line on stderr before the data set loads (Fashion-MNIST edge maps take seconds to compute)."""
+    import sys
+
+    name = name or args.data
+    if not getattr(args, "json", False):
+        print("loading %s (held-out pairs too%s)..." % (
+            name, ", computing Canny edge maps" if name == "fmnist-shoes" else ""), file=sys.stderr)
+
+
 def run_slimmable(args):
     return run_training(args, _run_slimmable)
 
@@ -176,6 +186,7 @@ def _run_slimmable(args):
     if args.save_every < 0:
         raise EdgeganError("--save-every must be 0 (off) or a number of steps, got %r" % args.save_every)
     resolve_device(args.device)
+    _say_loading(args)
     train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction)
     ckpt = train_slimmable(config, train_set, test_set, progress=not args.json, resume=args.resume,
                            save_path=args.out, save_every=args.save_every, log_csv=args.log_csv,
@@ -340,7 +351,7 @@ def _evaluate_into(ckpt, test_set, args):
     gen = gen.to(args.device).eval()
     n = min(len(test_set), args.eval_images) if args.eval_images else len(test_set)
     ckpt["metrics"] = evaluate_widths(gen, Subset(test_set, range(n)), [float(w) for w in ckpt["widths"]],
-                                      device=args.device)
+                                      device=args.device, progress=not getattr(args, "json", False))
     ckpt["train"]["test_images"] = n
 
 
@@ -365,6 +376,7 @@ def run_supernet(args):
     _configure_threads(args)
     resolve_device(args.device)
     teacher, tckpt, teacher_d = _load_teacher(args)
+    _say_loading(args)
     train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction)
     _check_data(tckpt, train_set, args)
     ckpt = train_supernet(teacher, train_set, args.steps, ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm,
@@ -426,6 +438,7 @@ def run_ppcd(args):
     resolve_device(args.device)
     teacher, tckpt, teacher_d = _load_teacher(args)
     init = load_generator(args.init)[0] if args.init else None
+    _say_loading(args)
     train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction)
     _check_data(tckpt, train_set, args)
     ckpt, report = train_ppcd(teacher, train_set, args.steps, init=init, config=args.init_width, alpha=args.alpha,
@@ -520,6 +533,7 @@ def run_anycost(args):
     name = args.data or data["name"]
     if name.startswith("aligned:") and not args.data:
         raise EdgeganError("the checkpoint was trained on an aligned folder (%s); pass it with --data DIR" % name)
+    _say_loading(args, name)
     train_set, test_set = load_pair(name, size=int(data["size"]), root=args.data_root,
                                     direction=args.direction or data.get("direction") or "AtoB")
     meta = train_set.describe()

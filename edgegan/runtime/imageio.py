@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 
 from ..errors import EdgeganError, InputError
-from .bundle import move_into_place
+from .bundle import check_writable, move_into_place
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
@@ -255,17 +255,21 @@ class FrameWriter(object):
     def __enter__(self):
         if os.path.lexists(self.path) and not self.force:
             raise EdgeganError("%s already exists; pass --force to replace it" % self.path)
+        check_writable(self.path)
         parent, base = os.path.split(os.path.abspath(self.path))
-        if not os.path.isdir(parent):
-            os.makedirs(parent)
-        if self.kind == "folder":
-            self._tmp = tempfile.mkdtemp(prefix=".%s.tmp-" % base, dir=parent)
-            os.chmod(self._tmp, 0o755)
-        else:
-            stem, ext = os.path.splitext(base)
-            fd, self._tmp = tempfile.mkstemp(prefix=".%s.tmp-" % stem, suffix=ext, dir=parent)
-            os.close(fd)
-            os.chmod(self._tmp, 0o644)
+        try:
+            if not os.path.isdir(parent):
+                os.makedirs(parent)
+            if self.kind == "folder":
+                self._tmp = tempfile.mkdtemp(prefix=".%s.tmp-" % base, dir=parent)
+                os.chmod(self._tmp, 0o755)
+            else:
+                stem, ext = os.path.splitext(base)
+                fd, self._tmp = tempfile.mkstemp(prefix=".%s.tmp-" % stem, suffix=ext, dir=parent)
+                os.close(fd)
+                os.chmod(self._tmp, 0o644)
+        except OSError as e:
+            raise EdgeganError("cannot write %s (%s); choose another --output" % (self.path, e.strerror or e))
         return self
 
     def write(self, name, frame):
