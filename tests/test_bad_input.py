@@ -424,12 +424,24 @@ def test_held_out_evaluation_shows_progress(capsys):
     assert "held-out eval (2 widths)" in capsys.readouterr().err
 
 
-def test_bench_says_what_it_measures_when_not_on_a_terminal(tiny_bundle, capsys):
+def test_bench_shows_progress_on_a_terminal_and_stays_quiet_when_piped(tiny_bundle, capsys, monkeypatch):
     assert main(["bench", tiny_bundle] + FAST_BENCH) == 0
     captured = capsys.readouterr()
-    assert "bench: w0.25 (1/3)" in captured.err and "bench: choosing the thread count" in captured.err
-    assert "(chosen: probe of w1: median" in captured.out
-    assert "fp32, onnxruntime" in captured.out
+    # piped: no progress lines (a failing command's stderr is its one error line); a busy machine may warn
+    assert all("warning: unstable measurement" in line for line in captured.err.splitlines())
+    assert "(chosen: probe of w1: median" in captured.out and "fp32, onnxruntime" in captured.out
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(["bench", tiny_bundle] + FAST_BENCH) == 0
+    err = capsys.readouterr().err
+    assert "bench: choosing the thread count" in err and "w0.25" in err and "variant" in err
+
+
+def test_bench_refuses_an_unknown_variant_before_measuring(tiny_bundle, capsys, monkeypatch):
+    from edgegan.cli import bench as bench_cli
+
+    monkeypatch.setattr(bench_cli, "choose_threads", lambda *a, **k: pytest.fail("probed before checking"))
+    assert main(["bench", tiny_bundle, "--variant", "w9"]) == 2
+    assert _one_error_line(capsys.readouterr().err)
 
 
 class _FakeBackend(object):
@@ -493,3 +505,51 @@ def test_coreml_channel_order_of_a_grey_model():
     assert metadata(spec(1), spec(1), section, "fp16")["edgegan.channel_order"] == "GRAYSCALE"
     assert metadata(spec(1), spec(3), section, "fp16")["edgegan.channel_order"] == "RGB"
     assert metadata(dict(spec(3), channel_order="BGR"), spec(3), section, "fp16")["edgegan.channel_order"] == "BGR"
+
+
+# -- usage errors, odd files, interrupted writes ---------------------------------------------------------------
+
+def test_usage_errors_are_one_line(capsys):
+    for argv in (["build", "--target", "cpu", "--widths", "abc"], ["bench"], ["train", "slimmable", "--steps", "x"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and _one_error_line(err) and "--help" in err, (argv, err)
+
+
+def test_profile_that_is_not_utf8_text(tmp_path):
+    path = tmp_path / "board.toml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(TargetError, match="is not a TOML text file"):
+        load_profile(str(path))
+
+
+@pytest.mark.parametrize("args,message", [(["--parity-inputs", "0"], "--parity-inputs must be at least 1"),
+                                          (["--out", " "], "--out is empty")])
+def test_build_option_values(tmp_path, capsys, args, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "--target", "cpu"] + args) == 2
+    assert message in capsys.readouterr().err and os.listdir(str(tmp_path)) == []
+
+
+def test_sigterm_while_writing_leaves_nothing_behind(tiny_bundle, tmp_path):
+    import signal
+    import time
+
+    import cv2
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    image = np.full((256, 256), 255, np.uint8)
+    for i in range(300):
+        cv2.imwrite(str(frames / ("%03d.png" % i)), image)
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "edgegan", "run", tiny_bundle, "--input", str(frames), "--output",
+                          str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(n.startswith(".out.tmp-") for n in os.listdir(str(tmp_path))):
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert sorted(os.listdir(str(tmp_path))) == ["frames"]

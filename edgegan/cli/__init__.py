@@ -8,11 +8,13 @@ is stored as the parser default ``func``. Handlers import heavy libraries lazily
 import argparse
 import errno
 import importlib
+import signal
 import sys
 import warnings
 
 from .. import __version__
 from ..errors import EdgeganError, EdgeganWarning
+from ._common import OneLineParser
 
 COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval"]
 
@@ -28,7 +30,7 @@ EPILOG = """examples:
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="edgegan", description="Train width-switchable generators, compile them per device, run them.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="edgegan " + __version__)
@@ -62,6 +64,28 @@ def _show_warning(prog):
     return show
 
 
+class _sigterm_as_interrupt(object):
+    """While a command runs, SIGTERM (``kill``, a service stop) unwinds like Ctrl-C, so that temporary outputs
+    are removed and nothing half-written is left; the previous handler comes back afterwards."""
+
+    def __enter__(self):
+        self.previous = None
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+        except ValueError:  # not the main thread
+            pass
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -69,7 +93,7 @@ def main(argv=None):
         parser.print_help()
         return 2
     prog = "edgegan %s" % args.command
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _sigterm_as_interrupt():
         warnings.simplefilter("once", EdgeganWarning)
         warnings.showwarning = _show_warning(prog)
         try:

@@ -1,10 +1,27 @@
 """Helpers shared by the sub-commands: tables, JSON output, output paths. Torch-free."""
 
+import argparse
 import json
 import os
 import sys
 
 from ..errors import EdgeganError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr (exit 2), like edgegan's other errors;
+    ``--help`` still prints the full usage. Sub-command parsers inherit it."""
+
+    def error(self, message):
+        self.exit(2, "%s: error: %s (see %s --help)\n" % (self.prog, message, self.prog))
+
+
+def status(text):
+    """A progress line on stderr for a phase that takes seconds — only when stderr is a terminal, like the
+    progress bars (tqdm's ``disable=None``): piped or captured, a failing command still prints one line."""
+    stream = sys.stderr
+    if getattr(stream, "isatty", lambda: False)():
+        print(text, file=stream)
 
 
 def emit_json(obj, stream=None):
@@ -65,10 +82,8 @@ def run_training(args, body):
 
 def standalone_main(prog, description, epilog, add_arguments, run, argv=None):
     """``python -m edgegan.cli.<command>``: one command's parser and run, user errors as exit code 2."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=prog, description=description, epilog=epilog,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     args = p.parse_args(argv)
     try:

@@ -98,21 +98,19 @@ def _check_protocol(args):
 
 
 def _progress(items, desc):
-    """``items`` with a tqdm bar on stderr when tqdm is installed and stderr is a terminal; elsewhere one line
-    per item on stderr (each item is seconds of measurement)."""
+    """``items`` with a tqdm bar on stderr when tqdm is installed and stderr is a terminal (each item takes
+    seconds: warm-up, then the timed runs), the variant being measured in its postfix."""
     try:
         from tqdm import tqdm
     except ImportError:
-        tqdm = None
-    if tqdm is not None and sys.stderr.isatty():
-        return tqdm(items, desc=desc, unit="variant", file=sys.stderr, leave=False)
-    return _lines(items, desc)
+        return items
+    bar = tqdm(items, desc=desc, unit="variant", file=sys.stderr, disable=None, leave=False)
+    return _named(bar) if not bar.disable else items
 
 
-def _lines(items, desc):
-    items = list(items)
-    for n, item in enumerate(items):
-        print("%s: %s (%d/%d)" % (desc, item, n + 1, len(items)), file=sys.stderr)
+def _named(bar):
+    for item in bar:
+        bar.set_postfix_str(str(getattr(item, "path", item)), refresh=True)
         yield item
 
 
@@ -331,8 +329,10 @@ def compare(paths, variant_names, warmup, warmup_s, runs, threads):
     from ..runtime.fps import measure
 
     rows = []
-    for path in _progress(paths, "compare"):
-        bundle = load_bundle(path)
+    bundles = [load_bundle(path) for path in paths]  # every bundle checked before any measurement
+    for bundle in bundles:
+        [bundle.variant(n) for n in (variant_names or [None])]
+    for bundle in _progress(bundles, "compare"):
         names = [bundle.variant(n)["name"] for n in (variant_names or [None])]
         base = {"bundle": bundle.path, "target": bundle.manifest.get("target")}
         try:
@@ -462,11 +462,16 @@ def run(args):
             print(format_table(rows, COMPARE_COLUMNS))
         return 0
     from ..runtime import load_bundle
+    from ..runtime.backends import get_backend
+    from ._common import status
 
     bundle = load_bundle(args.bundle)
+    for name in args.variant or []:
+        bundle.variant(name)  # an unknown variant is refused before any measurement
+    get_backend(args.backend or bundle.manifest["backend"])  # and an unknown or missing backend
     threads, threads_choice = args.threads, "%s (--threads)" % args.threads if args.threads else None
     if threads is None:
-        print("bench: choosing the thread count (a short probe)...", file=sys.stderr)
+        status("bench: choosing the thread count (a short probe of 1 thread vs the backend's default)...")
         threads, threads_choice = choose_threads(bundle, args.backend or bundle.manifest["backend"], providers)
     with Runtime(bundle, backend=args.backend, threads=threads, providers=providers) as rt:
         variants = []

@@ -85,6 +85,10 @@ def run(args):
 
     if args.quality_images < 0:
         raise EdgeganError("--quality-images must be 0 (keep the checkpoint's metrics) or more")
+    if args.parity_inputs < 1:
+        raise EdgeganError("--parity-inputs must be at least 1 (default 8)")
+    if args.out is not None and not args.out.strip():
+        raise EdgeganError("--out is empty; name the bundle directory (default: ./edgegan-TARGET)")
     out, manifest = build_bundle(args.target, checkpoint=args.checkpoint, out=args.out, widths=args.widths,
                                  precision=args.precision, force=args.force, n_parity_inputs=args.parity_inputs,
                                  progress=not args.json, calibration=args.calibration, observer=args.observer,

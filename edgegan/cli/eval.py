@@ -12,7 +12,7 @@ Inception-v3 file; torchvision needed) also FID proper.
 import argparse
 import sys
 
-from ._common import emit_json, format_table, standalone_main
+from ._common import emit_json, format_table, standalone_main, status
 
 EPILOG = """examples:
   edgegan eval runs/slimgan_fmnist.pt                       # FD-FMNIST / IS-FMNIST per width, mIC
@@ -47,8 +47,8 @@ def add_arguments(p):
 
 
 def _say(text):
-    """A progress line on stderr (each phase of the evaluation takes seconds)."""
-    print("eval: %s" % text, file=sys.stderr)
+    """A progress line on a terminal's stderr (each phase of the evaluation takes seconds)."""
+    status("eval: %s" % text)
 
 
 def evaluate_checkpoint(args):
@@ -110,7 +110,7 @@ def evaluate_paired(args, generator, ckpt):
         raise EdgeganError("--data %s has %d-channel inputs; %s takes %d" % (
             data, test_set.describe()["in_channels"], args.checkpoint, ckpt["data"]["in_channels"]))
     widths = [float(w) for w in ckpt["widths"]]
-    result = {"widths": evaluate_widths(generator, test_set, widths, progress=True), "data": data,
+    result = {"widths": evaluate_widths(generator, test_set, widths, progress=None), "data": data,
               "images": len(test_set)}
     inputs = torch.stack([test_set[i][0] for i in range(len(test_set))])
     targets = torch.stack([test_set[i][1] for i in range(len(test_set))])

@@ -7,7 +7,7 @@ Torch and the training code are imported inside the handlers.
 
 import argparse
 
-from ._common import check_output_path, emit_json, format_table, run_training
+from ._common import check_output_path, emit_json, format_table, run_training, status
 
 SLIMMABLE_EPILOG = """examples:
   # the packaged default model (Fashion-MNIST shoes, 32², grey): 13 min on a shared 2-core CPU
@@ -155,12 +155,10 @@ def _configure_threads(args):
 
 def _say_loading(args, name=None):
     """A line on stderr before the data set loads (Fashion-MNIST edge maps take seconds to compute)."""
-    import sys
-
     name = name or args.data
     if not getattr(args, "json", False):
-        print("loading %s (held-out pairs too%s)..." % (
-            name, ", computing Canny edge maps" if name == "fmnist-shoes" else ""), file=sys.stderr)
+        status("loading %s (held-out pairs too%s)..." % (
+            name, ", computing Canny edge maps" if name == "fmnist-shoes" else ""))
 
 
 def run_slimmable(args):

@@ -12,6 +12,7 @@ INT8 calibration on that distribution. Compilers say whether they take such mode
 
 import datetime
 import os
+import sys
 
 from tqdm import tqdm
 
@@ -135,6 +136,12 @@ def noise_targets():
     return names
 
 
+def _status(progress, text):
+    """A progress line for a phase before the per-variant bar, on a terminal's stderr only (like the bar)."""
+    if progress and getattr(sys.stderr, "isatty", lambda: False)():
+        print(text, file=sys.stderr)
+
+
 def int8_targets():
     """The shipped targets that build INT8."""
     names = []
@@ -202,6 +209,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
                 warn("%s is read only by int8 builds; this %s build ignores it (pass --precision int8 on a target "
                      "that offers it: %s)" % (flag, precision, ", ".join(int8_targets()) or "none"))
     checkpoint = checkpoint if checkpoint is not None else default_checkpoint()
+    _status(progress, "build: loading %s" % checkpoint)
     gen, ckpt = load_generator(checkpoint)
     data = ckpt["data"]
     size = int(data["size"])
@@ -248,10 +256,13 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
             calib = noise_calibration_set(input_specs, n=profile["calibrate"]["samples"],
                                           n_held_out=profile["calibrate"]["held_out"])
         else:
+            _status(progress, "build: reading INT8 calibration images (%s)" % (calibration or "the training data"))
             calib = calibration_set(data, input_spec, source=calibration, n=profile["calibrate"]["samples"],
                                     n_held_out=profile["calibrate"]["held_out"])
         calib.output_range = data_range
         _warn_weak_calibration(calib, profile)
+    if not input_specs and quality_images:
+        _status(progress, "build: reading up to %d held-out pairs to score each artifact on" % quality_images)
     held_out, no_quality = (None, "a noise → image generator is scored by FD-FMNIST in `edgegan eval`") \
         if input_specs else held_out_pairs(ckpt, quality_images, data_root)
 
@@ -260,7 +271,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
         with capture_output(log, enabled=log_third_party) as terminal:
             variants = []
             for config, search_quality in tqdm(chosen, desc="build %s" % profile["name"], unit="variant",
-                                               disable=not progress, file=terminal):
+                                               disable=None if progress else True, file=terminal):
                 try:
                     sub = extract(gen, config, input_shape=None if example else shape, example_inputs=example)
                 except ValueError as e:

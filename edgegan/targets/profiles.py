@@ -269,6 +269,11 @@ def load_profile(target):
             profile = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise TargetError("%s is not valid TOML: %s" % (path, e))
+    except UnicodeDecodeError as e:
+        raise TargetError("%s is not a TOML text file (not UTF-8: %s at byte %d); a profile is UTF-8 TOML like "
+                          "the shipped ones in %s" % (path, e.reason, e.start, PROFILE_DIR))
+    except OSError as e:
+        raise TargetError("cannot read the profile %s (%s)" % (path, e.strerror or e))
     profile = validate_profile(profile, path)
     profile["source"] = path if not path.startswith(PROFILE_DIR) else "shipped"
     return profile

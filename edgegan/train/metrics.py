@@ -25,7 +25,7 @@ def evaluate_widths(generator, data, widths, device="cpu", batch_size=100, limit
 
     ``data`` is a Dataset or a DataLoader; ``limit`` evaluates the first N pairs of a Dataset.
     The generator runs in eval mode (BatchNorm running statistics) and is put back in the mode
-    and width it had. ``progress``: a bar over the batches on stderr.
+    and width it had. ``progress``: a bar over the batches on stderr (``None``: only on a terminal).
     """
     import sys
 
@@ -40,7 +40,8 @@ def evaluate_widths(generator, data, widths, device="cpu", batch_size=100, limit
     scores = {width_key(w): {"psnr": [], "ssim": [], "l1": []} for w in widths}
     try:
         for inputs, targets in tqdm(data, desc="held-out eval (%d widths)" % len(widths), unit="batch",
-                                    file=sys.stderr, disable=not progress, leave=False, total=len(data)):
+                                    file=sys.stderr, disable=None if progress is None else not progress,
+                                    leave=False, total=len(data)):
             inputs = inputs.to(device)
             for w in widths:
                 with at_width(generator, w):
