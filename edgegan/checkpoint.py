@@ -63,22 +63,36 @@ def save_checkpoint(path, ckpt):
 ORIGIN = "edgegan checkpoints come from `edgegan train` (or `edgegan import` for published weights)"
 
 
-def _unreadable(path, e):
+def _unreadable(path, e, origin=ORIGIN, what="an edgegan checkpoint"):
     """A ``CheckpointError`` for a file ``torch.load(weights_only=True)`` refused: what the file is not and where
-    valid checkpoints come from — never torch's advice to load it with ``weights_only=False`` (which would run
+    valid files come from — never torch's advice to load it with ``weights_only=False`` (which would run
     code from an untrusted file)."""
     text = str(e)
     if isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in text:
         found = re.search(r"GLOBAL ([\w.]+)", text)
-        what = "holds a Python object of type %s besides tensors and plain values" % found.group(1) if found else \
+        holds = "holds a Python object of type %s besides tensors and plain values" % found.group(1) if found else \
             "is a pickle that does not hold only tensors and plain values"
-        return CheckpointError("%s is not an edgegan checkpoint: it %s, and edgegan does not run code from "
-                               "checkpoint files; %s" % (path, what, ORIGIN))
+        return CheckpointError("%s is not %s: it %s, and edgegan does not run code from such files; %s"
+                               % (path, what, holds, origin))
     if isinstance(e, zipfile.BadZipFile) or (isinstance(e, RuntimeError) and "zip" in text.lower()):
-        return CheckpointError("%s is not a checkpoint edgegan can read: not a complete torch archive (truncated or "
-                               "corrupted in transit?); re-copy it. %s" % (path, ORIGIN))
-    return CheckpointError("%s is not a checkpoint: torch cannot read it (%s); %s"
-                           % (path, type(e).__name__, ORIGIN))
+        return CheckpointError("%s is not %s edgegan can read: not a complete torch archive (truncated or "
+                               "corrupted in transit?); re-copy it. %s" % (path, what, origin))
+    return CheckpointError("%s is not %s: torch cannot read it (%s); %s" % (path, what, type(e).__name__, origin))
+
+
+def read_weights_only(path, origin=ORIGIN, what="an edgegan checkpoint"):
+    """``torch.load(path, weights_only=True)`` on the CPU, every failure a one-line ``CheckpointError`` saying
+    what the file is not and where valid ones come from (``origin``)."""
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise CheckpointError("%s is empty (0 bytes): not %s; %s" % (path, what, origin))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols of files it then refuses
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as e:  # a corrupt file makes the unpickler fail in many ways (KeyError, struct.error, ...)
+        raise _unreadable(path, e, origin, what)
 
 
 def load_checkpoint(path):
@@ -90,16 +104,7 @@ def load_checkpoint(path):
                               "or leave out --checkpoint to use the packaged default model" % path)
     if os.path.isdir(path):
         raise CheckpointError("%s is a directory; --checkpoint takes a .pt file written by `edgegan train`" % path)
-    if os.path.getsize(path) == 0:
-        raise CheckpointError("%s is empty (0 bytes): not a checkpoint; %s" % (path, ORIGIN))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's notes on pickle protocols of files it then refuses
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (KeyboardInterrupt, MemoryError):
-        raise
-    except Exception as e:  # a corrupt file makes the unpickler fail in many ways (KeyError, struct.error, ...)
-        raise _unreadable(path, e)
+    ckpt = read_weights_only(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError("%s is not an edgegan checkpoint (expected format %r); %s" % (path, FORMAT, ORIGIN))
     for key in ("generator", "widths", "data"):

@@ -267,10 +267,11 @@ def test_a_photo_without_edges_warns_and_an_edge_map_does_not(tiny_bundle, tmp_p
 
 
 def test_a_dark_background_photo_is_not_an_edge_map():
-    from edgegan.runtime.edges import looks_like_edge_map
+    from edgegan.runtime.edges import binary_fraction, looks_like_edge_map
 
     shoe = np.zeros((32, 32), np.uint8)
-    shoe[12:20, 4:28] = np.linspace(60, 200, 24, dtype=np.uint8)  # a grey shoe on black (Fashion-MNIST style)
+    shoe[14:18, 4:28] = np.linspace(60, 200, 24, dtype=np.uint8)  # a grey shoe on black (Fashion-MNIST style)
+    assert binary_fraction(shoe) > 0.85  # mostly black: black and white alone does not tell it from edges
     assert not looks_like_edge_map(shoe)
     assert looks_like_edge_map(255 - (shoe > 0).astype(np.uint8) * 255)
 
@@ -553,3 +554,39 @@ def test_sigterm_while_writing_leaves_nothing_behind(tiny_bundle, tmp_path):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and "interrupted" in err and "Traceback" not in err
     assert sorted(os.listdir(str(tmp_path))) == ["frames"]
+
+
+def test_unreadable_inputs_are_one_line_without_opencv_chatter(tiny_bundle, tmp_path):
+    png = tmp_path / "corrupt.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x07" * 200)
+    for source, out in ((png, "a.png"), (clip, "b.mp4")):
+        r = subprocess.run([sys.executable, "-m", "edgegan", "run", tiny_bundle, "--input", str(source), "--output",
+                            str(tmp_path / out)], capture_output=True, text=True)
+        assert r.returncode == 2 and _one_error_line(r.stderr), r.stderr
+
+
+def test_single_image_output_with_an_unknown_extension(tiny_bundle, tmp_path, capsys):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "e.png"), np.full((32, 32), 255, np.uint8))
+    assert main(["run", tiny_bundle, "--input", str(tmp_path / "e.png"), "--output", str(tmp_path / "out.xyz")]) == 2
+    assert ".xyz is not an image type" in capsys.readouterr().err
+    assert sorted(os.listdir(str(tmp_path))) == ["e.png"]
+
+
+def test_corrupt_classifier_asset_is_a_checkpoint_error(tmp_path):
+    from edgegan.train.classifier import load_classifier
+
+    bad = tmp_path / "classifier.pt"
+    bad.write_bytes(b"hello world" * 10)
+    with pytest.raises(CheckpointError, match="is not an edgegan classifier: torch cannot read it"):
+        load_classifier(str(bad))
+
+
+def test_train_size_that_the_generator_cannot_take(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "slimmable", "--data", "fmnist-shoes", "--size", "30", "--out", "/nonexistent/x.pt"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and _one_error_line(err) and "multiple of 4" in err

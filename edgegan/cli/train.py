@@ -45,6 +45,17 @@ def _widths(text):
     return tuple(widths)
 
 
+def _size(text):
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected an image side in pixels such as 32, got %r" % text)
+    if size < 8 or size % 4:
+        raise argparse.ArgumentTypeError("the image side must be a multiple of 4 and at least 8 (the generator "
+                                         "halves it twice), got %d" % size)
+    return size
+
+
 def add_data_arguments(parser):
     g = parser.add_argument_group("data")
     g.add_argument("--data", required=True, metavar="fmnist-shoes|DIR",
@@ -54,7 +65,8 @@ def add_data_arguments(parser):
                         "dataset-fashion-mnist package's /usr/share/datasets/fashion-mnist)")
     g.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB",
                    help="aligned folders: which half is the input (default AtoB)")
-    g.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
+    g.add_argument("--size", type=_size, default=32,
+                   help="image side in pixels, a multiple of 4 (default 32)")
 
 
 def add_generator_arguments(parser):

@@ -23,6 +23,9 @@ def _cv2():
         import cv2
     except ImportError:
         raise EdgeganError("edge maps need OpenCV: pip install opencv-python-headless")
+    from .imageio import quiet_opencv
+
+    quiet_opencv(cv2)
     return cv2
 
 

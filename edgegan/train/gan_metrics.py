@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import read_weights_only
 from ..errors import EdgeganError
 
 
@@ -182,7 +183,7 @@ def _fid_inception(weights_path):
     net.Mixed_7c = FIDInceptionE(2048, "max")
     if not os.path.isfile(weights_path):
         raise EdgeganError("no Inception weights at %s; pass the path of %s" % (weights_path, FID_WEIGHTS_HINT))
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    state = read_weights_only(weights_path, "pass %s" % FID_WEIGHTS_HINT, "Inception-v3 weights")
     try:
         net.load_state_dict(state)
     except RuntimeError as e:

@@ -8,10 +8,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..data.metrics import (MIN_MSE_FRACTION, l1, l1_per_image, psnr, psnr_per_image, ssim,  # noqa: F401 (API)
-                            ssim_per_image)
+from ..data.metrics import MIN_MSE_FRACTION, l1, l1_per_image, psnr, psnr_per_image, ssim, ssim_per_image
 from ..nn import at_width
 from ..subnet import SubnetConfig
+
+__all__ = ["MIN_MSE_FRACTION", "evaluate_widths", "l1", "l1_per_image", "psnr", "psnr_per_image", "ssim",
+           "ssim_per_image", "width_key"]
 
 
 def width_key(width):
