@@ -2,8 +2,8 @@
 
 Converters talk a lot on stdout and stderr — FutureWarnings, TensorFlow / absl logs, torchao extension load
 failures, coremltools progress bars, "Failed to load _MLModelProxy" off macOS — much of it from C++ writing
-straight to file descriptors 1 and 2. ``capture_output`` points both descriptors (and Python's warnings and
-logging, which write through them) at a log file while a build runs, and hands back a stream on the real
+straight to file descriptors 1 and 2. ``capture_output`` points both descriptors, ``sys.stdout`` /
+``sys.stderr`` and Python's warnings at a log file while a build runs, and hands back a stream on the real
 terminal for edgegan's own progress bar. ``EdgeganWarning``s still reach the terminal.
 """
 
@@ -45,26 +45,24 @@ def capture_output(log_path, enabled=True):
         return
     terminal = os.fdopen(os.dup(saved[1]), "w", buffering=1)
     default_show = warnings.showwarning
+    streams = sys.stdout, sys.stderr
+    with open(log_path, "ab") as log, open(log_path, "a", buffering=1) as text:
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, EdgeganWarning):  # edgegan's own warnings stay on the terminal
+                print("edgegan build: warning: %s" % message, file=terminal)
+            else:
+                text.write(warnings.formatwarning(message, category, filename, lineno, line))
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, EdgeganWarning):  # edgegan's own warnings stay on the terminal
-            print("edgegan build: warning: %s" % message, file=terminal)
-        else:
-            default_show(message, category, filename, lineno, file, line)
-
-    with open(log_path, "ab") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+        sys.stdout = sys.stderr = text  # Python-level output too, even where sys.stdout is not on descriptor 1
         warnings.showwarning = show
         try:
             yield terminal
         finally:
             warnings.showwarning = default_show
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except (AttributeError, ValueError, OSError):
-                    pass
+            sys.stdout, sys.stderr = streams
+            text.flush()
             _flush_c_stdio()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
