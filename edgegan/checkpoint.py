@@ -75,8 +75,8 @@ def _unreadable(path, e, origin=ORIGIN, what="an edgegan checkpoint"):
         return CheckpointError("%s is not %s: it %s, and edgegan does not run code from such files; %s"
                                % (path, what, holds, origin))
     if isinstance(e, zipfile.BadZipFile) or (isinstance(e, RuntimeError) and "zip" in text.lower()):
-        return CheckpointError("%s is not %s edgegan can read: not a complete torch archive (truncated or "
-                               "corrupted in transit?); re-copy it. %s" % (path, what, origin))
+        return CheckpointError("%s is not a complete torch archive (truncated or corrupted in transit?), so not %s "
+                               "edgegan can read; re-copy it. %s" % (path, what, origin))
     return CheckpointError("%s is not %s: torch cannot read it (%s); %s" % (path, what, type(e).__name__, origin))
 
 

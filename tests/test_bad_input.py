@@ -239,11 +239,14 @@ def test_missing_power_file_is_said_once(tiny_bundle, tmp_path, capsys):
 
 
 def test_emulated_thread_budget_above_the_cpus_warns(tiny_bundle, tmp_path, capsys):
-    assert main(["profile", tiny_bundle, "--variant", "w0.25", "--emulate-threads", "99", "--runs", "1",
+    from edgegan.profile.sweep import _usable_cpus
+
+    too_many = len(_usable_cpus()) + 1
+    assert main(["profile", tiny_bundle, "--variant", "w0.25", "--emulate-threads", str(too_many), "--runs", "1",
                  "--warmup", "0", "--warmup-s", "0", "--idle-s", "0", "--power-source", "none", "--no-plots",
                  "--quiet", "--out", str(tmp_path / "p")]) == 0
     err = capsys.readouterr().err
-    assert "warning: --emulate-threads 99: this machine lets the process use" in err
+    assert "warning: --emulate-threads %d: this machine lets the process use" % too_many in err
     assert "oversubscribes" in err
 
 

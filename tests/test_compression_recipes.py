@@ -131,7 +131,8 @@ def test_search_finetune_writes_a_buildable_winner(tmp_path, tiny_checkpoint, ca
                                quality_images=8)
     (v,) = manifest["variants"]
     assert v["name"] == entry["config"]["name"] and v["parity"]["psnr_db"] >= 40.0
-    # the same 8 held-out pairs, through the fp32 ONNX artifact instead of PyTorch: the same quality
-    assert v["quality"]["measured_on"].startswith("this artifact")
-    assert v["quality"]["psnr"] == pytest.approx(ft["after"]["psnr"], abs=1e-3)
+    # measured through the fp32 ONNX artifact on the first 8 held-out pairs (the fine-tuning scored the pairs after
+    # the search's): the same network, other images
+    assert v["quality"]["measured_on"].startswith("this artifact (onnxruntime, fp32) on 8 held-out pairs")
+    assert v["quality"]["psnr"] == pytest.approx(ft["after"]["psnr"], abs=1.0)
     assert main(["search", "--checkpoint", sn, "--budget-macs", "2e6", "--finetune-steps", "3"]) == 2

@@ -174,7 +174,7 @@ def test_cli_corrupt_checkpoint(tmp_path):
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"PK\x03\x04 this is not a checkpoint")
     r = _cli("build", "--target", "cpu", "--checkpoint", str(bad), "--out", str(tmp_path / "x"))
-    assert r.returncode == 2 and "not a checkpoint" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "not a complete torch archive" in r.stderr and "Traceback" not in r.stderr
     assert not os.path.exists(str(tmp_path / "x"))
 
 
