@@ -2,7 +2,8 @@
 
 Rows (every model cut out as a plain module, BatchNorm folded, as ``edgegan build`` does):
 
-* teacher: the packaged slimmable ResNet (ngf 16, 6 blocks) at w1.0, and at the budget width as it is;
+* teacher: the packaged slimmable ResNet (ngf 32, 6 blocks; the results in BENCHMARKS.md were measured
+  with the previous ngf-16 model) at w1.0, and at the budget width as it is;
 * GAN Compression: a once-for-all mobile supernet distilled from the teacher (``train_supernet``),
   searched under the budget (``search``, evolution, PSNR on held-out pairs), then the winner
   fine-tuned with L1 + distillation (``finetune_subnet``);
@@ -24,8 +25,8 @@ full mobile network, and the mobile network at the searched winner's channel rat
     python benchmarks/compression_table.py --quick         # < 2 min smoke
     python benchmarks/compression_table.py --steps 2000 --budget-width 0.25
 
-Writes benchmarks/results/compression_table.json. The teacher's own training (800 steps × 4 widths)
-is not counted in any row's steps; the from-scratch rows start from random weights.
+Writes benchmarks/results/compression_table.json. The teacher's own training (1,000 steps × 4 widths;
+800 for the ngf-16 teacher of the recorded results) is not counted in any row's steps; the from-scratch rows start from random weights.
 """
 
 import argparse

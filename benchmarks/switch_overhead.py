@@ -12,7 +12,8 @@ One run builds (or takes) a bundle and measures, per variant and within the same
 
 Goals (issue 6): switch <= 1 ms, runtime overhead <= 2 %.
 
-    python benchmarks/switch_overhead.py                       # the packaged model's architecture (32², ngf 16)
+    python benchmarks/switch_overhead.py                       # 32², ngf 16 (the previous packaged architecture)
+    python benchmarks/switch_overhead.py --ngf 32              # the packaged model's architecture
     python benchmarks/switch_overhead.py --size 128 --ngf 32   # a larger model
     python benchmarks/switch_overhead.py --bundle edgegan-cpu --json out.json
     python benchmarks/switch_overhead.py --target torch --size 256 --ngf 64 --n-blocks 9 --save-bundle g256 --build-only

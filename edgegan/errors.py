@@ -40,9 +40,10 @@ def warn(message):
     warnings.warn(message, EdgeganWarning, stacklevel=2)
 
 
-def install_hint(extra, packages=None):
-    """How to install an optional extra of edgegan, as one command that works from a source checkout
-    (edgegan is installed from its repository, with the project's constraints file keeping torch at
-    the tested version). ``packages``: what the extra brings, for the reader (e.g. ``"coremltools"``)."""
-    line = "pip install -c constraints.txt -e \".[%s]\" (in the edgegan checkout)" % extra
+def install_hint(extra=None, packages=None):
+    """How to install edgegan (``extra``: one of its optional extras, e.g. ``"tflite"``), as one command that
+    works from a source checkout — edgegan is installed from its repository, with the project's constraints
+    file keeping torch at the tested version. ``packages``: what the extra brings, for the reader (e.g.
+    ``"coremltools"``). The one place to change when the install instructions change."""
+    line = "pip install -c constraints.txt -e %s (in the edgegan checkout)" % ('".[%s]"' % extra if extra else ".")
     return line + (" for %s" % packages if packages else "")

@@ -89,8 +89,19 @@ def test_tegrastats_xavier_and_a_board_without_input_rail():
     assert nx["watts"] == pytest.approx(4.351) and nx["emc_load"] == 0
     agx = parse_tegrastats(read("tegrastats", "agx_xavier_jp4.txt"))
     assert set(agx["rails_mw"]) == {"GPU", "CPU", "SOC", "CV", "VDDRQ", "SYS5V"}
-    assert agx["watts"] is None  # never a sum of the rails
+    # no input rail: the module's power is the sum of its rails (0 + 311 + 932 + 0 + 155 + 1747 mW), labelled so
+    assert agx["watts"] == pytest.approx(3.145)
+    assert agx["watts_rail"] == "sum:GPU+CPU+SOC+CV+VDDRQ+SYS5V"
     assert parse_tegrastats("garbage line")["watts"] is None
+
+
+def test_tegrastats_agx_orin_skips_unconnected_channels_in_its_sum():
+    line = ("RAM 2850/30536MB CPU [0%@729,0%@729] VDD_GPU_SOC 2796mW/2796mW VDD_CPU_CV 397mW/397mW "
+            "VIN_SYS_5V0 2523mW/2523mW NC 0mW/0mW VDDQ_VDD2_1V8AO 301mW/301mW NC 0mW/0mW")
+    info = parse_tegrastats(line)
+    assert "NC" not in info["rails_mw"]
+    assert info["watts"] == pytest.approx(2.796 + 0.397 + 2.523 + 0.301)
+    assert info["watts_rail"] == "sum:VDD_GPU_SOC+VDD_CPU_CV+VIN_SYS_5V0+VDDQ_VDD2_1V8AO"
 
 
 # -- Jetson sysfs ----------------------------------------------------------------------------------
@@ -113,12 +124,43 @@ def test_jetson_orin_jetpack5_hwmon_rails_are_volts_times_amps():
     assert state.watts == pytest.approx(5.064 * 1.464) and state.watts_source == "rail:VDD_IN"
 
 
-def test_jetson_without_input_rail_reports_rails_and_no_total():
+def test_jetson_without_input_rail_totals_the_sum_of_its_rails():
+    """AGX Orin (and AGX Xavier) have no POM_5V_IN / VDD_IN: the module's power is the sum of every rail, as
+    jetson_stats computes it, labelled as a sum."""
     rails = find_rails(fixture("agx_orin_jp5"))
     assert sorted(r.name for r in rails) == ["VDDQ_VDD2_1V8AO", "VDD_CPU_CV", "VDD_GPU_SOC", "VIN_SYS_5V0"]  # NC out
     state = JetsonSource(fixture("agx_orin_jp5"), nvpmodel=None, tegrastats=None).read()
-    assert state.watts is None and state.mode_name == "MODE_50W"
-    assert any("no input rail" in n and "not summed" in n for n in state.notes)
+    expected = (4984 * 1204 + 4992 * 402 + 4976 * 640 + 4992 * 120) / 1e6   # mV × mA of each rail
+    assert state.watts == pytest.approx(expected) and state.watts == pytest.approx(sum(state.rails.values()))
+    assert state.watts_source == "sum:VDD_GPU_SOC+VDD_CPU_CV+VIN_SYS_5V0+VDDQ_VDD2_1V8AO"
+    assert state.mode_name == "MODE_50W" and state.notes == []
+
+
+def test_jetson_sum_needs_every_rail(tmp_path):
+    import shutil
+
+    root = str(tmp_path / "agx")
+    shutil.copytree(fixture("agx_orin_jp5"), root)
+    hwmon = os.path.join(root, "sys/bus/i2c/drivers/ina3221/1-0041/hwmon/hwmon2")
+    with open(os.path.join(hwmon, "curr2_input"), "w") as f:
+        f.write("n/a\n")  # VDDQ_VDD2_1V8AO unreadable: a sum of the rest would be too low
+    state = JetsonSource(root, nvpmodel=None, tegrastats=None).read()
+    assert state.watts is None and state.watts_source is None and "VDDQ_VDD2_1V8AO" not in state.rails
+    assert any("summed only when all of them are read" in n and "VDDQ_VDD2_1V8AO" in n for n in state.notes)
+
+
+def test_jetson_nano_never_sums_even_without_its_input_rail(tmp_path):
+    import shutil
+
+    root = str(tmp_path / "nano")
+    shutil.copytree(fixture("nano_jp4"), root)
+    iio = os.path.join(root, "sys/bus/i2c/drivers/ina3221x/6-0040/iio:device0")
+    for name in ("in_power0_input", "in_voltage0_input", "in_current0_input"):  # POM_5V_IN unreadable
+        os.remove(os.path.join(iio, name))
+    state = JetsonSource(root, nvpmodel=None, tegrastats=None).read()
+    assert set(state.rails) == {"POM_5V_GPU", "POM_5V_CPU"}
+    assert state.watts is None and state.watts_source is None   # not GPU + CPU: they are parts of POM_5V_IN
+    assert any("input rail POM_5V_IN could not be read" in n and "not summed" in n for n in state.notes)
 
 
 def test_jetson_malformed_and_missing_values(tmp_path):

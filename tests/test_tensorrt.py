@@ -4,16 +4,21 @@ Covered for real: the trtexec command lines per version, the builder's configura
 (``config_plan``, data), calibration-cache headers, manifest updates, the bundle written by
 ``edgegan build --target jetson-xavier-nx --precision int8`` (Q/DQ ONNX + calibration cache, parity
 under onnxruntime), ``build_engines.py`` as Python 3.6 that fails clearly without tensorrt, and the
-runtime backend's API / CUDA-binding / engine-lookup decisions on plain data. Not covered (no GPU,
-no TensorRT): parsing, building, deserializing and running an engine. No fake ``tensorrt`` module.
+runtime backend's API / CUDA-binding / engine-lookup / GPU decisions on plain data. The GPU query runs
+against the real libcudart where one is installed (no driver here: the no-GPU line). Not covered (no
+GPU, no TensorRT): parsing, building, deserializing and running an engine. No fake ``tensorrt`` module;
+where a TensorRT call's failure value (``None`` / ``False``) is the point, a minimal object answering
+that value stands in for the builder config or the engine, and a ctypes-shaped object for libcudart.
 """
 
+import ctypes
 import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import types
 
 import cv2
 import numpy as np
@@ -29,7 +34,7 @@ from edgegan.targets import trt_builder
 from edgegan.targets.build import build_bundle
 from edgegan.targets.profiles import load_profile
 from edgegan.targets.registry import get_compiler
-from edgegan.targets.tensorrt import engine_plan, trtexec_command, write_build_script
+from edgegan.targets.tensorrt import engine_plan, host_is_target, trtexec_command, write_build_script
 from edgegan.targets.trt_checks import graph_issues
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,6 +48,11 @@ needs_no_tensorrt = pytest.mark.skipif(HAS_TENSORRT, reason="tensorrt is install
 
 def _trt(version, **kw):
     return dict({"version": version, "workspace_mib": 1024, "gpu_fallback": True}, **kw)
+
+
+XAVIER = {"name": "Xavier", "compute_capability": "7.2"}
+RTX = {"name": "NVIDIA GeForce RTX 3090", "compute_capability": "8.6"}
+ORIN = {"name": "Orin", "compute_capability": "8.7"}
 
 
 def test_trtexec_lines_follow_the_tensorrt_version():
@@ -67,6 +77,19 @@ def test_trtexec_int8_and_dla_lines():
         trtexec_command("w1.onnx", "e", "fp32", _trt("8.5"), dla_core=0)
     with pytest.raises(TargetError, match="int8 engines need a mode"):
         trtexec_command("w1.onnx", "e", "int8", _trt("8.5"))
+
+
+def test_nano_plan_serves_tensorrt_8_0_and_8_2_and_names_no_shapes(tmp_path):
+    """JetPack 4.6 (TensorRT 8.0.1) and 4.6.1+ (8.2.1): flags both take (--workspace, --buildOnly), and no
+    --shapes, which trtexec refuses for a static model ("Static model does not take explicit shapes")."""
+    nano = load_profile("jetson-nano")
+    step, = engine_plan([{"name": "w1", "file": "w1.onnx"}], "fp16", nano)
+    assert step["trtexec"] == ("trtexec --onnx=w1.onnx --saveEngine=w1.fp16.engine --fp16 --workspace=1024 "
+                               "--timingCacheFile=tensorrt.timing.cache --buildOnly")
+    for version in ("8.0.1.6", "8.2.1.8"):
+        assert dict(trt_builder.config_plan(version, "fp16", 1024))["workspace"][0] == "max_workspace_size"
+    script = open(os.path.join(str(tmp_path), write_build_script(str(tmp_path), [step], nano))).read()
+    assert "TensorRT 8.0/8.2" in script and "hapes" not in script
 
 
 def test_dla_int8_plan_builds_from_fp32_onnx_and_stamped_cache(tmp_path):
@@ -128,12 +151,13 @@ def test_parser_errors_and_manifest_update_are_readable():
     manifest = {"backend": "onnxruntime", "variants": [{"name": "w1", "file": "w1.onnx"},
                                                        {"name": "w0.5", "file": "w0.5.onnx"}], "files": {}}
     step = {"engine": "w1.fp16.engine", "precision": "fp16", "onnx": "w1.onnx"}
-    record = trt_builder.engine_record(step, "ab" * 32, "8.5.2.2", "Xavier", 12.34)
+    record = trt_builder.engine_record(step, "ab" * 32, "8.5.2.2", XAVIER, 12.34)
     trt_builder.update_manifest(manifest, {"w1": record}, {"tensorrt.timing.cache": "cd" * 32})
     assert manifest["backend"] == "tensorrt" and manifest["backend_before_engines"] == "onnxruntime"
     assert manifest["variants"][0]["engine"]["tensorrt_version"] == "8.5.2.2" and "engine" not in manifest["variants"][1]
     assert manifest["files"] == {"w1.fp16.engine": "ab" * 32, "tensorrt.timing.cache": "cd" * 32}
     assert manifest["engines"][0]["variant"] == "w1" and manifest["engines"][0]["seconds"] == 12.3
+    assert manifest["engines"][0]["gpu"] == {"name": "Xavier", "compute_capability": "7.2"}
 
 
 # -------------------------------------------------------------------------------- the INT8 bundle
@@ -169,6 +193,10 @@ def test_xavier_nx_int8_bundle_is_qdq_plus_calibration_cache(int8_bundle):
         model = onnx.load(os.path.join(out, v["file"]))
         assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in model.graph.node}
         assert graph_issues(model, "8.5", "int8") == []
+        producer = dict((o, n) for n in model.graph.node for o in n.output)
+        inits = dict((i.name, onnx.numpy_helper.to_array(i)) for i in model.graph.initializer)
+        quantized = [n for n in model.graph.node if n.op_type == "ConvTranspose" and n.input[1] in producer]
+        assert quantized and all(inits[producer[n.input[1]].input[1]].size == 1 for n in quantized)  # per tensor
         info = v["tensorrt"]
         assert info["int8_mode"] == "qdq"
         with open(os.path.join(out, info["calibration_cache"])) as f:
@@ -327,3 +355,161 @@ def test_manifest_of_int8_bundle_is_json_serialisable(int8_bundle):
     with open(os.path.join(out, "manifest.json")) as f:
         stored = json.load(f)
     assert stored["device_steps"]["engines"][1]["calibration_cache"] == "w1.calib"
+
+
+# ----------------------------------------------------------------------------- the GPU of an engine
+
+
+def test_gpu_mismatch_is_the_same_rule_in_builder_and_backend():
+    cases = [(XAVIER, XAVIER, None), (None, XAVIER, None), (RTX, XAVIER, "compute_capability"),
+             ({"name": "Xavier", "compute_capability": "7.2"}, {"name": "NVIDIA Xavier", "compute_capability": "7.2"},
+              "name"), ("Xavier", XAVIER, None), ("Orin", XAVIER, "name")]
+    for recorded, here, kind in cases:
+        for rule in (trt_builder.gpu_mismatch, trt_backend.gpu_mismatch):
+            found = rule(recorded, here)
+            assert (found[0] if found else None) == kind, (rule.__module__, recorded, here)
+    assert trt_builder.gpu_mismatch(RTX, XAVIER)[1] == ("built for NVIDIA GeForce RTX 3090 (compute capability 8.6), "
+                                                        "this GPU is Xavier (compute capability 7.2)")
+
+
+def test_engine_built_on_the_host_is_not_up_to_date_on_the_board():
+    """x86 and JetPack 5.1 both report TensorRT 8.5.2.2: the version alone would call the host's engine current."""
+    record = {"file": "w1.fp16.engine", "sha256": "ab" * 32, "tensorrt_version": "8.5.2.2", "gpu": RTX}
+    assert trt_builder.engine_staleness(record, "8.5.2.2", XAVIER, "ab" * 32) == (
+        "built for NVIDIA GeForce RTX 3090 (compute capability 8.6), this GPU is Xavier (compute capability 7.2)")
+    assert trt_builder.engine_staleness(dict(record, gpu=XAVIER), "8.5.2.2", XAVIER, "ab" * 32) is None
+    assert "TensorRT 8.5.2.2, this is 10.3.0" in trt_builder.engine_staleness(record, "10.3.0", RTX, "ab" * 32)
+    assert trt_builder.engine_staleness(dict(record, gpu=None), "8.5.2.2", XAVIER, "ab" * 32) == "its GPU is not recorded"
+    assert "does not match" in trt_builder.engine_staleness(dict(record, gpu=XAVIER), "8.5.2.2", XAVIER, "cd" * 32)
+    assert "missing" in trt_builder.engine_staleness(dict(record, gpu=XAVIER), "8.5.2.2", XAVIER, None)
+    assert trt_builder.engine_staleness(None, "8.5.2.2", XAVIER, None) == "not built yet"
+
+
+def test_backend_refuses_an_engine_of_another_compute_capability_before_deserializing():
+    record = {"file": "w1.fp16.engine", "tensorrt_version": "8.5.2.2", "gpu": RTX}
+    error, warning = trt_backend.engine_gpu_problem(record, XAVIER)
+    assert warning is None and "built for NVIDIA GeForce RTX 3090 (compute capability 8.6)" in error
+    assert "python3 build_engines.py" in error
+    error, warning = trt_backend.engine_gpu_problem(dict(record, gpu={"name": "Jetson Xavier NX",
+                                                                        "compute_capability": "7.2"}), XAVIER)
+    assert error is None and "built on Jetson Xavier NX, this GPU is Xavier" in warning
+    assert trt_backend.engine_gpu_problem(dict(record, gpu=XAVIER), XAVIER) == (None, None)
+    assert trt_backend.engine_gpu_problem(None, XAVIER) == (None, None)   # a bare .engine file: nothing recorded
+
+
+def _no_gpu():
+    raise trt_builder.BuildError("no CUDA GPU is visible here (cudaGetDeviceCount: no CUDA-capable device is "
+                                 "detected). " + trt_builder.NO_GPU_HINT)
+
+
+def test_edgegan_build_builds_engines_only_where_the_host_is_the_target():
+    nano, nx = load_profile("jetson-nano"), load_profile("jetson-xavier-nx")
+    trt85, trt821 = types.SimpleNamespace(__version__="8.5.2.2"), types.SimpleNamespace(__version__="8.2.1.8")
+    assert host_is_target(nx, None, lambda: XAVIER) == ("tensorrt is not importable here", None)
+    assert host_is_target(nx, types.SimpleNamespace(__version__="10.3.0"), lambda: XAVIER)[0] == \
+        "TensorRT 10.3.0 here, the profile targets 8.5"
+    # an x86 box with TensorRT 8.5.2.2 and a desktop GPU is not a Xavier NX
+    assert host_is_target(nx, trt85, lambda: RTX)[0] == (
+        "this host's GPU is NVIDIA GeForce RTX 3090 (compute capability 8.6), the profile's device has compute "
+        "capability 7.2")
+    assert host_is_target(nx, trt85, _no_gpu) == (
+        "no CUDA GPU is visible here (cudaGetDeviceCount: no CUDA-capable device is detected)", None)
+    assert host_is_target(nx, trt85, lambda: XAVIER) == (None, XAVIER)
+    nano_gpu = {"name": "NVIDIA Tegra X1", "compute_capability": "5.3"}
+    assert host_is_target(nano, trt821, lambda: nano_gpu) == (None, nano_gpu)            # JetPack 4.6.1+
+    assert host_is_target(nano, types.SimpleNamespace(__version__="8.0.1.6"), lambda: nano_gpu) == (None, nano_gpu)
+    custom = dict(nx, tensorrt=dict(nx["tensorrt"], compute_capability=None))
+    assert "names no [tensorrt] compute_capability" in host_is_target(custom, trt85, lambda: XAVIER)[0]
+
+
+class _Cudart(object):
+    """The libcudart calls ``CudaRuntime.gpu`` makes, answering like a driver with ``devices`` GPUs (ctypes
+    pointers in, status codes out)."""
+
+    def __init__(self, devices=(), status=0):
+        self.devices, self.status = list(devices), status
+
+    def cudaGetErrorString(self, status):
+        return {100: b"no CUDA-capable device is detected", 35: b"CUDA driver version is insufficient for CUDA "
+                b"runtime version"}.get(status, b"unknown error")
+
+    def cudaGetDeviceCount(self, count):
+        count._obj.value = len(self.devices)
+        return self.status
+
+    def cudaDeviceGetAttribute(self, value, attr, index):
+        value._obj.value = int(self.devices[index][1].split(".")[{75: 0, 76: 1}[attr]])
+        return 0
+
+    def cudaGetDeviceProperties(self, props, index):
+        name = self.devices[index][0].encode()
+        ctypes.memmove(props, name + b"\0", len(name) + 1)
+        return 0
+
+
+def test_gpu_info_reads_name_and_compute_capability_through_ctypes():
+    cuda = trt_builder.CudaRuntime(lib=_Cudart([("Xavier", "7.2")]))
+    assert cuda.gpu() == XAVIER
+    with pytest.raises(trt_builder.BuildError) as e:
+        trt_builder.CudaRuntime(lib=_Cudart(status=100)).gpu()
+    assert str(e.value) == ("no CUDA GPU is visible here (cudaGetDeviceCount: no CUDA-capable device is detected). "
+                            + trt_builder.NO_GPU_HINT)
+    with pytest.raises(trt_builder.BuildError, match=r"cudaGetDeviceCount: 0 CUDA device\(s\)"):
+        trt_builder.CudaRuntime(lib=_Cudart()).gpu()
+
+
+def test_gpu_info_on_this_host_is_one_line():
+    """With a real libcudart (the CUDA toolkit without a GPU or driver) the answer is one line; without one,
+    the line says what is missing. Never a traceback from TensorRT."""
+    try:
+        gpu = trt_builder.gpu_info()
+    except trt_builder.BuildError as e:
+        message = str(e)
+        assert "\n" not in message
+        assert message.startswith("no CUDA GPU is visible here (cudaGetDeviceCount: ") or \
+            message.startswith("telling which GPU this is needs libcudart.so")
+    else:
+        assert set(gpu) == {"name", "compute_capability"}
+
+
+# ------------------------------------------------- TensorRT calls that answer None / False
+
+
+class _Config(object):
+    """Stands in for an IBuilderConfig whose timing-cache calls answer ``cache`` and ``accepted``; like the
+    pybind binding, it refuses None where a cache is expected."""
+
+    def __init__(self, cache, accepted=True):
+        self.cache, self.accepted, self.attached = cache, accepted, None
+
+    def create_timing_cache(self, data):
+        self.data = data
+        return self.cache
+
+    def set_timing_cache(self, cache, ignore_mismatch):
+        if cache is None:
+            raise TypeError("set_timing_cache(): incompatible function arguments")
+        self.attached = cache
+        return self.accepted
+
+
+def test_timing_cache_failures_are_one_clear_error(tmp_path):
+    path = str(tmp_path / "tensorrt.timing.cache")
+    config = _Config("cache")
+    assert trt_builder.load_timing_cache(config, path, "8.5.2.2") == "cache" and config.data == b""
+    with open(path, "wb") as f:
+        f.write(b"written by TensorRT 8.2")
+    with pytest.raises(trt_builder.BuildError, match="could not read the timing cache .* delete .* and build again"):
+        trt_builder.load_timing_cache(_Config(None), path, "8.5.2.2")
+    with pytest.raises(trt_builder.BuildError, match="refused the timing cache .*another GPU"):
+        trt_builder.load_timing_cache(_Config("cache", accepted=False), path, "8.5.2.2")
+
+
+def test_execution_context_failure_is_not_reported_as_a_missing_api():
+    engine = types.SimpleNamespace(create_execution_context=lambda: None)
+    with pytest.raises(BundleError, match="could not create an execution context for w1.fp16.engine") as e:
+        trt_backend.checked_context(engine, "w1.fp16.engine", "8.2.1.8")
+    assert "neither" not in str(e.value)
+    context = object()
+    assert trt_backend.checked_context(types.SimpleNamespace(create_execution_context=lambda: context), "e",
+                                       "8.2") is context

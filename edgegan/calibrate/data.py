@@ -86,8 +86,11 @@ def _from_training_data(data, n, n_held_out, seed):
     from ..data import FashionMnistShoes
 
     if data.get("name") != FashionMnistShoes.name:
-        raise DatasetError("this checkpoint was trained on %r, which edgegan cannot reload by name; pass "
-                           "--calibration DIR with real input images" % data.get("name"))
+        edges = (data.get("input") or {}).get("content") == "edges" and data.get("edges")
+        raise DatasetError("INT8 calibration needs real inputs, and this checkpoint's data (%r) is data edgegan "
+                           "cannot reload by name (imported generators carry none): pass --calibration DIR, a folder "
+                           "of real %s" % (data.get("name"), "photos (turned into edge maps with the checkpoint's "
+                                                             "Canny parameters)" if edges else "input images"))
     rng = np.random.default_rng(seed)
 
     def pick(split, count):
@@ -99,6 +102,7 @@ def _from_training_data(data, n, n_held_out, seed):
 
 
 def _from_folder(folder, data, input_spec, n, n_held_out, seed):
+    from ..errors import InputError
     from ..runtime.edges import edges_from_image
     from ..runtime.imageio import image_to_tensor, list_images, read_image, resize
 
@@ -106,16 +110,25 @@ def _from_folder(folder, data, input_spec, n, n_held_out, seed):
     rng = np.random.default_rng(seed)
     files = [files[i] for i in rng.permutation(len(files))]
     edges = data.get("edges") if input_spec.get("content") == "edges" else None
-    arrays = []
-    for path in files[:n + n_held_out]:
-        image = read_image(path)
+    arrays, skipped = [], []
+    for path in files:
+        if len(arrays) == n + n_held_out:
+            break
+        try:  # a folder of the user's photos may hold files OpenCV reads in other pixel types: skip those
+            image = read_image(path)
+        except InputError as e:
+            skipped.append("%s (%s)" % (os.path.basename(path), e))
+            continue
         if edges:
             image = edges_from_image(resize(image, int(data["size"]), int(data["size"])), **edges)
         arrays.append(image_to_tensor(image, input_spec))
     if len(arrays) < 2:
-        raise DatasetError("%s holds %d usable image(s); calibration needs at least 2" % (folder, len(arrays)))
+        raise DatasetError("%s holds %d usable image(s); calibration needs at least 2%s"
+                           % (folder, len(arrays), "; skipped " + skipped[0] if skipped else ""))
     held = max(1, min(n_held_out, len(arrays) // 4))
-    return CalibrationSet(arrays[held:], arrays[:held], "folder %s" % os.path.abspath(folder))
+    source = "folder %s%s%s" % (os.path.abspath(folder), " as edge maps" if edges else "",
+                                " (skipped %d unreadable: %s)" % (len(skipped), ", ".join(skipped)) if skipped else "")
+    return CalibrationSet(arrays[held:], arrays[:held], source)
 
 
 def noise_calibration_set(specs, n=64, n_held_out=16, seed=0):

@@ -62,13 +62,24 @@ def with_feeding_ops(onnx_path, nodes):
     return keep
 
 
+def weights_of(onnx_path, op_types):
+    """Names of the weight initializers (input 1) of the nodes of ``op_types`` in ``onnx_path``."""
+    if not op_types:
+        return []
+    model = onnx.load(onnx_path, load_external_data=False)
+    inits = set(i.name for i in model.graph.initializer)
+    return [n.input[1] for n in model.graph.node if n.op_type in op_types and len(n.input) > 1 and n.input[1] in inits]
+
+
 def quantize_qdq(fp32_path, out_path, calibration, input_name="input", observer="entropy", exclude=(),
-                 activation="int8", per_channel=True, cache_path=None):
+                 activation="int8", per_channel=True, cache_path=None, per_tensor_ops=()):
     """Write a Q/DQ INT8 model of ``fp32_path`` to ``out_path``; ``exclude`` nodes stay in float.
 
     ``activation``: ``int8`` (symmetric, TensorRT explicit quantization) or ``uint8`` (asymmetric, CPU).
     An excluded node's feeding data-movement ops stay in float too (``with_feeding_ops``).
     ``cache_path``: onnxruntime's calibration cache (JSON); reused when it exists.
+    ``per_tensor_ops``: op types whose weights get one scale even with ``per_channel`` (TensorRT 8.x has no
+    per-output-channel ConvTranspose kernels, which is the axis onnxruntime's quantizer picks for it).
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -80,13 +91,36 @@ def quantize_qdq(fp32_path, out_path, calibration, input_name="input", observer=
         extra.update({"QuantizeBias": False, "AddQDQPairToWeight": True, "DedicatedQDQPair": True})
     if observer == "percentile":
         extra["CalibPercentile"] = 99.99
+    per_tensor = weights_of(fp32_path, per_tensor_ops) if per_channel else []
+    if per_tensor:  # a tensor override without "axis" is per tensor (onnxruntime TensorQuantOverrides)
+        extra["TensorQuantOverrides"] = dict((name, [{"symmetric": True}]) for name in per_tensor)
     with _quiet():
         quantize_static(fp32_path, out_path, calibration.reader(input_name), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel,
                         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                         weight_type=QuantType.QInt8, nodes_to_exclude=with_feeding_ops(fp32_path, exclude),
                         calibrate_method=_method(observer), extra_options=extra, calibration_cache_path=cache_path)
+    if per_tensor:
+        _check_per_tensor(out_path, per_tensor)
     return out_path
+
+
+def _check_per_tensor(path, weights):
+    """Every weight in ``weights`` dequantized with one scale (an onnxruntime that ignores per-tensor
+    overrides would leave them per channel: say so rather than write a model TensorRT computes wrongly)."""
+    from onnx import numpy_helper
+
+    model = onnx.load(path, load_external_data=False)
+    inits = dict((i.name, i) for i in model.graph.initializer)
+    wanted = set(weights)
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] in wanted:
+            scale = inits.get(node.input[1])
+            if scale is not None and numpy_helper.to_array(scale).size > 1:
+                import onnxruntime
+
+                raise TargetError("onnxruntime %s quantized %s per channel despite a per-tensor override; upgrade "
+                                  "onnxruntime (pip install -U onnxruntime)" % (onnxruntime.__version__, node.input[0]))
 
 
 @contextlib.contextmanager

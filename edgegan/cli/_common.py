@@ -66,20 +66,6 @@ def check_output_path(path, force):
     check_writable(path)
 
 
-def run_training(args, body):
-    """Run a training command: refuse an existing ``--out`` without ``--force`` (resuming in place,
-    ``--resume`` = ``--out``, needs none), call ``body(args)``, and shut ``torch.distributed`` down."""
-    from ..train import distributed
-
-    resuming_in_place = args.resume and os.path.abspath(args.resume) == os.path.abspath(args.out)
-    if not resuming_in_place:
-        check_output_path(args.out, args.force)
-    try:
-        return body(args)
-    finally:
-        distributed.cleanup()
-
-
 def standalone_main(prog, description, epilog, add_arguments, run, argv=None):
     """``python -m edgegan.cli.<command>``: one command's parser and run, user errors as exit code 2."""
     p = OneLineParser(prog=prog, description=description, epilog=epilog,

@@ -217,6 +217,7 @@ def bench(runtime, variants, warmup, warmup_s, runs, sustained_s=None, window_s=
     """Measure ``variants`` (names) of ``runtime``; returns (rows, switches).
 
     With ``sustained_s``, each variant runs that long back to back (``measure_sustained``)."""
+    from ..runtime.bundle import macs_convention
     from ..runtime.fps import measure, measure_sustained, measure_switch
 
     x = sample_inputs(runtime.bundle)
@@ -224,7 +225,8 @@ def bench(runtime, variants, warmup, warmup_s, runs, sustained_s=None, window_s=
     for name in _progress(variants, "bench"):
         runtime.set_variant(name)
         info = runtime.variant_info
-        row = {"variant": name, "width": info.get("width"), "macs": info.get("macs"), "params": info.get("params"),
+        row = {"variant": name, "width": info.get("width"), "macs": info.get("macs"),
+               "macs_convention": macs_convention(info), "params": info.get("params"),
                "precision": info.get("precision"), "ran_as": ran_as(info, runtime.backend_name),
                "parity_psnr_db": (info.get("parity") or {}).get("psnr_db"), "parity_as": parity_measured_as(info)}
         if sustained_s:
@@ -249,7 +251,8 @@ def latency_table(runtime, rows, result):
     configs = []
     for row in rows:
         info = runtime.bundle.variant(row["variant"])
-        entry = {"name": row["variant"], "ms": row["mean_ms"], "median_ms": row["median_ms"], "macs": row["macs"]}
+        entry = {"name": row["variant"], "ms": row["mean_ms"], "median_ms": row["median_ms"], "macs": row["macs"],
+                 "macs_convention": row["macs_convention"]}
         if info.get("channels"):
             entry["channels"] = dict(info["channels"])
         if info.get("width") is not None:

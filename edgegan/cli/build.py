@@ -14,6 +14,7 @@ EPILOG = """examples:
   edgegan build --target cpu --checkpoint runs/supernet.pt --configs front.json   # searched sub-networks
   edgegan build --target cpu-int8 --calibration photos/ --observer percentile
   edgegan build --target cpu --checkpoint runs/slimgan.pt --out slimgan-cpu   # noise (+ label) → image generator
+  edgegan build --target jetson-nano --with-runtime   # + wheels/edgegan_runtime-*.whl for an offline device
 """
 
 
@@ -48,6 +49,10 @@ def register(sub):
                    help="held-out pairs of the checkpoint's data set each variant's artifact is scored on (PSNR, "
                         "SSIM, L1 in the manifest's quality; default 500; 0 keeps the checkpoint's own metrics)")
     p.add_argument("--data-root", metavar="DIR", help="folder of the Fashion-MNIST idx files (for --quality-images)")
+    p.add_argument("--with-runtime", action="store_true",
+                   help="put the edgegan-runtime wheel into BUNDLE/wheels/ (recorded with its sha256), so that a "
+                        "device installs the runtime from the bundle, offline: python3 -m pip install --user "
+                        "BUNDLE/wheels/*.whl")
     p.add_argument("--force", action="store_true", help="replace an existing bundle directory")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=run)
@@ -92,7 +97,8 @@ def run(args):
     out, manifest = build_bundle(args.target, checkpoint=args.checkpoint, out=args.out, widths=args.widths,
                                  precision=args.precision, force=args.force, n_parity_inputs=args.parity_inputs,
                                  progress=not args.json, calibration=args.calibration, observer=args.observer,
-                                 configs=args.configs, quality_images=args.quality_images, data_root=args.data_root)
+                                 configs=args.configs, quality_images=args.quality_images, data_root=args.data_root,
+                                 with_runtime=args.with_runtime)
     if args.json:
         emit_json({"bundle": out, "manifest": manifest})
         return 0
@@ -118,10 +124,18 @@ def run(args):
     if log:
         print("converter output (%d lines: warnings, library logs, progress) is in %s"
               % (log["lines"], os.path.join(out, log["file"])))
+    wheel = manifest.get("runtime_wheel")
+    if wheel:
+        print("the runtime for the device: %s/%s (%s); on the device: python3 -m pip install --user %s/%s"
+              % (out, wheel["file"], wheel["source"], out, wheel["file"]))
     steps = manifest.get("device_steps")
-    if steps:
-        print("TensorRT %s engines are built on the device: copy the bundle there and run\n"
+    if steps and steps.get("built_at_build_time") != "yes":
+        print("TensorRT %s engines are built on the device (not here: %s): copy the bundle there and run\n"
               "  python3 %s/%s      (records the engines in the manifest for the runtime)\n"
               "or the same builds as trtexec lines: sh %s/%s"
-              % (steps["tensorrt_version"], out, steps["builder"], out, steps["script"]))
+              % ("/".join(steps.get("tensorrt_versions") or [steps["tensorrt_version"]]),
+                 steps.get("built_at_build_time", "no").split(": ", 1)[-1].split("; run ")[0], out, steps["builder"],
+                 out, steps["script"]))
+    elif steps:
+        print("TensorRT engines built here (this host is the target) and recorded in %s/manifest.json" % out)
     return 0

@@ -29,6 +29,8 @@ nvarguscamerasrc); 'canvas' (a drawing canvas: mouse strokes, c clear, z undo).
 pipeline: centre crop -> resize to the model's input -> Canny with the bundle's parameters (dark edges
 on white, as in training; --low/--high or [ ] { } change the thresholds) -> the generator at the current
 variant -> input | edges | output, with FPS (rolling), latency, variant, MACs, power mode and watts.
+Reading + edges, the model and composition + output run side by side in three threads (--serial: one);
+a camera's frames are dropped, not queued, when the model is behind (the newest frame is taken).
 
 keys (in the window): + / - wider / narrower variant, a auto (power-mode policy), [ ] Canny low -/+ 10,
 { } Canny high -/+ 10, c / z canvas clear / undo, space pause, s screenshot, h help, q or Esc quit.
@@ -72,7 +74,14 @@ def add_edges2shoes_arguments(p):
                    help="onnxruntime execution providers, comma-separated: cuda, tensorrt, cpu (default cpu)")
     p.add_argument("--headless", action="store_true", help="no window: write --out / --stats instead")
     p.add_argument("--out", metavar="VIDEO", help="write the composed frames to this video (.mp4, mp4v)")
-    p.add_argument("--stats", metavar="JSON", help="write per-frame stats and FPS per variant to this JSON file")
+    p.add_argument("--stats", metavar="JSON",
+                   help="write per-frame stats, FPS per variant and per-stage times to this JSON file (rewritten "
+                        "every --stats-every seconds during the run, and at its end whatever ended it)")
+    p.add_argument("--stats-every", type=float, default=10.0, metavar="S",
+                   help="seconds between rewrites of --stats during the run (default 10; 0: only at the end)")
+    p.add_argument("--serial", action="store_true",
+                   help="one thread does each frame's steps in turn (default: reading + edges, the model and "
+                        "composition + output overlap in three threads)")
     p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--switch-every", type=int, metavar="N", help="cycle through the variants every N frames")
@@ -117,7 +126,7 @@ def _rows(summary):
 
 
 ENDINGS = {"frames": "after --frames", "duration": "after --duration", "source-ended": "the source ended",
-           "source-lost": "the source was lost", "quit": "quit", "interrupted": "interrupted"}
+           "source-lost": "the source was lost", "source-failed": "the source failed", "quit": "quit", "interrupted": "interrupted"}
 
 
 def run(args):
@@ -142,7 +151,7 @@ def run(args):
     if summary["end_reason"] == "source-ended" and args.frames and summary["frames"] < args.frames:
         sys.stderr.write("note: %s ended after %d frames, before --frames %d (pass --loop to repeat a video)\n"
                          % (summary["source"]["description"], summary["frames"], args.frames))
-    if summary["end_reason"] == "source-lost":
+    if summary["end_reason"] in ("source-lost", "source-failed"):
         kept = " (%d frames kept in %s)" % (summary["frames"], summary["out"]) if summary["out"] and summary["frames"] \
             else ""
         raise SourceLost("%s%s" % (summary["error"], kept))

@@ -131,7 +131,7 @@ def run(args):
     except ValueError as e:
         raise EdgeganError(str(e))
     out = dict(result.to_dict(), space_size=space.size, budget_macs=args.budget_macs, budget_ms=args.budget_ms,
-               checkpoint=args.checkpoint, quality="psnr_db")
+               checkpoint=args.checkpoint, quality="psnr_db", macs_convention="edgegan")  # cost()'s default
     if args.finetune_steps and result.best is not None:
         out["finetune"] = _finetune(gen, ckpt, result, train, held_out, calib, args)
     if args.out:

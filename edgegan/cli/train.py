@@ -7,11 +7,12 @@ Torch and the training code are imported inside the handlers.
 
 import argparse
 
-from ._common import check_output_path, emit_json, format_table, run_training, status
+from ._common import check_output_path, emit_json, format_table, status
+from ._training import run_training
 
 SLIMMABLE_EPILOG = """examples:
-  # the packaged default model (Fashion-MNIST shoes, 32², grey): 13 min on a shared 2-core CPU
-  edgegan train slimmable --data fmnist-shoes --steps 800 --eval-every 400 --threads 2 \\
+  # the packaged default model (Fashion-MNIST shoes, 32², grey): ~22 CPU-minutes on 1 thread
+  edgegan train slimmable --data fmnist-shoes --ngf 32 --steps 1000 --eval-every 0 --threads 1 \\
       --generator-only --out runs/fmnist_shoes_32.pt
 
   # a quick smoke run
@@ -56,17 +57,21 @@ def _size(text):
     return size
 
 
-def add_data_arguments(parser):
+def add_data_arguments(parser, from_teacher=False):
+    """``--data``, ``--data-root``, ``--direction``, ``--size``; ``from_teacher``: --size and --direction default
+    to the teacher checkpoint's data (the recipe resolves ``None``)."""
     g = parser.add_argument_group("data")
     g.add_argument("--data", required=True, metavar="fmnist-shoes|DIR",
                    help="fmnist-shoes (Fashion-MNIST shoes, edges → photo) or a pix2pix aligned folder")
     g.add_argument("--data-root", metavar="DIR",
                    help="folder holding the four Fashion-MNIST idx files (default: the Debian "
                         "dataset-fashion-mnist package's /usr/share/datasets/fashion-mnist)")
-    g.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB",
-                   help="aligned folders: which half is the input (default AtoB)")
-    g.add_argument("--size", type=_size, default=32,
-                   help="image side in pixels, a multiple of 4 (default 32)")
+    g.add_argument("--direction", choices=("AtoB", "BtoA"), default=None if from_teacher else "AtoB",
+                   help="aligned folders: which half is the input (default: %s)"
+                        % ("the teacher's, else AtoB" if from_teacher else "AtoB"))
+    g.add_argument("--size", type=_size, default=None if from_teacher else 32,
+                   help="image side in pixels, a multiple of 4 (default: %s)"
+                        % ("the teacher's" if from_teacher else "32"))
 
 
 def add_generator_arguments(parser):
@@ -255,7 +260,8 @@ PPCD_EPILOG = """examples:
 def add_teacher_arguments(parser):
     g = parser.add_argument_group("teacher")
     g.add_argument("--teacher", required=True, metavar="CKPT.pt",
-                   help="the teacher's checkpoint (`edgegan train slimmable`); run at full width")
+                   help="the teacher's checkpoint (`edgegan train slimmable`, or a generator brought in with "
+                        "`edgegan import`); run at full width. --size and --direction default to its data's")
     g.add_argument("--no-inherit-d", action="store_true",
                    help="start the discriminator from scratch even when the teacher checkpoint has one")
     return g
@@ -282,7 +288,35 @@ def _check_data(teacher_ckpt, train_set, args):
     meta, tdata = train_set.describe(), teacher_ckpt["data"]
     for key in ("in_channels", "out_channels"):
         if int(meta[key]) != int(tdata[key]):
-            raise EdgeganError("--data has %s=%s but the teacher was trained with %s" % (key, meta[key], tdata[key]))
+            raise EdgeganError("--data %s has %s=%s but the teacher takes %s; pass the teacher's own kind of data "
+                               "(an RGB generator needs a colour pix2pix aligned folder, --data DIR)"
+                               % (args.data, key, meta[key], tdata[key]))
+
+
+def _load_teacher_data(args, tckpt):
+    """The (train, held-out) pairs for a teacher: ``--size`` and ``--direction`` default to the teacher's data;
+    an aligned folder is read with the teacher's channel count."""
+    from ..data import load_pair
+
+    tdata = tckpt["data"]
+    args.size = args.size or int(tdata["size"])
+    args.direction = args.direction or tdata.get("direction") or "AtoB"
+    return load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction,
+                     channels=tdata.get("in_channels"))
+
+
+def inherit_input_spec(ckpt, source_data):
+    """Keep what a generator's inputs are when the data set cannot say: an aligned folder describes its
+    input as its "A"/"B" half, while an imported (or fmnist) generator records that it takes edge maps and
+    with which Canny parameters; carry those over so that `edgegan run --edges` and the demo still work."""
+    data, source_input = ckpt["data"], source_data.get("input") or {}
+    if data.get("edges") or source_input.get("content") != "edges" or not source_data.get("edges"):
+        return ckpt
+    if int(data.get("in_channels", -1)) != int(source_data.get("in_channels", -2)):
+        return ckpt
+    data["input"] = dict(data.get("input") or {}, content="edges")
+    data["edges"] = dict(source_data["edges"])
+    return ckpt
 
 
 def _register_supernet(recipes):
@@ -295,7 +329,7 @@ def _register_supernet(recipes):
                     "reads; prints held-out PSNR / SSIM / L1 at the student's widths.",
         epilog=SUPERNET_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_teacher_arguments(p)
-    add_data_arguments(p)
+    add_data_arguments(p, from_teacher=True)
     g = p.add_argument_group("student")
     g.add_argument("--ngf", type=int, help="student channels of its first layer (default: the teacher's)")
     g.add_argument("--n-blocks", type=int, help="student residual blocks (default: the teacher's)")
@@ -333,7 +367,7 @@ def _register_ppcd(recipes):
                     "zero channels. Writes a pruned checkpoint `edgegan build` compiles.",
         epilog=PPCD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_teacher_arguments(p)
-    add_data_arguments(p)
+    add_data_arguments(p, from_teacher=True)
     g = p.add_argument_group("masks and losses")
     g.add_argument("--init", metavar="CKPT.pt", help="generator to prune (default: the teacher); same block count")
     g.add_argument("--init-width", type=float, default=1.0, help="width of --init (or the teacher) to start from")
@@ -365,9 +399,11 @@ def _evaluate_into(ckpt, test_set, args):
     ckpt["train"]["test_images"] = n
 
 
-def _finish(args, ckpt, test_set):
+def _finish(args, ckpt, test_set, teacher_ckpt=None):
     from ..checkpoint import save_checkpoint
 
+    if teacher_ckpt is not None:
+        inherit_input_spec(ckpt, teacher_ckpt["data"])
     _evaluate_into(ckpt, test_set, args)
     ckpt["train"]["data"] = args.data
     ckpt["train"]["teacher"] = args.teacher
@@ -379,7 +415,6 @@ def _finish(args, ckpt, test_set):
 
 def run_supernet(args):
     check_output_path(args.out, args.force)
-    from ..data import load_pair
     from ..train.distill import train_supernet
     from ..train.slimmable import resolve_device
 
@@ -387,7 +422,7 @@ def run_supernet(args):
     resolve_device(args.device)
     teacher, tckpt, teacher_d = _load_teacher(args)
     _say_loading(args)
-    train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction)
+    train_set, test_set = _load_teacher_data(args, tckpt)
     _check_data(tckpt, train_set, args)
     ckpt = train_supernet(teacher, train_set, args.steps, ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm,
                           step=args.step, batch_size=args.batch_size, lr=args.lr, lambda_recon=args.lambda_recon,
@@ -395,7 +430,7 @@ def run_supernet(args):
                           eval_set=test_set, eval_every=args.eval_every, eval_images=args.eval_images)
     if args.budget_macs is not None or args.search_configs:
         _search_into(ckpt, test_set, args)
-    _finish(args, ckpt, test_set)
+    _finish(args, ckpt, test_set, tckpt)
     if ckpt.get("configs") and not args.json:
         print(format_table([{"name": e["config"]["name"], "macs": e["macs"], "params": e["params"],
                              "psnr": e["quality"]} for e in ckpt["configs"]],
@@ -440,7 +475,6 @@ def _search_into(ckpt, test_set, args):
 def run_ppcd(args):
     check_output_path(args.out, args.force)
     from ..checkpoint import load_generator
-    from ..data import load_pair
     from ..train.prune import train_ppcd
     from ..train.slimmable import resolve_device
 
@@ -449,14 +483,14 @@ def run_ppcd(args):
     teacher, tckpt, teacher_d = _load_teacher(args)
     init = load_generator(args.init)[0] if args.init else None
     _say_loading(args)
-    train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction)
+    train_set, test_set = _load_teacher_data(args, tckpt)
     _check_data(tckpt, train_set, args)
     ckpt, report = train_ppcd(teacher, train_set, args.steps, init=init, config=args.init_width, alpha=args.alpha,
                               batch_size=args.batch_size, lr=args.lr, mask_lr=args.mask_lr,
                               lambda_pp=args.lambda_pp, lambda_cd=args.lambda_cd, lambda_recon=args.lambda_recon,
                               mask_init=args.mask_init, seed=args.seed, device=args.device, teacher_d=teacher_d,
                               eval_set=test_set, eval_every=args.eval_every, eval_images=args.eval_images)
-    _finish(args, ckpt, test_set)
+    _finish(args, ckpt, test_set, tckpt)
     if not args.json:
         print("pruned: %d → %d params (%.2f×), %d → %d MACs (%.2f×); %d of %d masked channels kept"
               % (report["masked"]["params"], report["pruned"]["params"], report["params_ratio"],
@@ -476,6 +510,9 @@ ANYCOST_EPILOG = """examples:
   # an InstanceNorm generator can be made consistent at widths it was not trained at
   edgegan train anycost --init runs/shoes_in.pt --widths 0.3,0.6,1.0 --out runs/anycost.pt
 
+  # an imported pix2pix generator (one width) made slimmable on its own data: widths 0.25..1.0
+  edgegan train anycost --init runs/e2s_pix2pix.pt --data datasets/edges2shoes --steps 2000 --out runs/e2s_any.pt
+
   # a quick smoke run
   edgegan train anycost --steps 20 --eval-images 100 --out /tmp/anycost.pt
 """
@@ -494,7 +531,8 @@ def _register_anycost(recipes):
         epilog=ANYCOST_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("init and data")
     g.add_argument("--init", metavar="CKPT.pt",
-                   help="the trained generator (a slimmable ResNet checkpoint; default: the packaged model)")
+                   help="the trained generator (a slimmable ResNet checkpoint, or a one-width one from `edgegan "
+                        "import`, which becomes slimmable at 0.25,0.5,0.75,1.0; default: the packaged model)")
     g.add_argument("--data", metavar="fmnist-shoes|DIR", help="training data (default: the --init checkpoint's)")
     g.add_argument("--data-root", metavar="DIR", help="Fashion-MNIST idx folder (as the slimmable recipe)")
     g.add_argument("--direction", choices=("AtoB", "BtoA"),
@@ -543,9 +581,14 @@ def run_anycost(args):
     name = args.data or data["name"]
     if name.startswith("aligned:") and not args.data:
         raise EdgeganError("the checkpoint was trained on an aligned folder (%s); pass it with --data DIR" % name)
+    if ickpt.get("import") and not args.data:
+        raise EdgeganError("%s was imported (%s %s) and carries no training data; pass its data set with --data DIR "
+                           "(a pix2pix aligned folder, e.g. datasets/edges2shoes)"
+                           % (args.init, ickpt["import"].get("format"), ickpt["import"].get("netG")))
     _say_loading(args, name)
     train_set, test_set = load_pair(name, size=int(data["size"]), root=args.data_root,
-                                    direction=args.direction or data.get("direction") or "AtoB")
+                                    direction=args.direction or data.get("direction") or "AtoB",
+                                    channels=data.get("in_channels"))
     meta = train_set.describe()
     for key in ("in_channels", "out_channels", "size"):
         if int(meta[key]) != int(data[key]):
@@ -558,6 +601,7 @@ def run_anycost(args):
                          eval_images=args.eval_images, seed=args.seed, device=args.device, sort=not args.no_sort,
                          init={"checkpoint": args.init or "packaged", "metrics": ickpt.get("metrics", {})})
     ckpt["train"]["data"] = name
+    inherit_input_spec(ckpt, data)
     if args.generator_only:
         ckpt.pop("discriminator", None)
     save_checkpoint(args.out, ckpt)

@@ -4,7 +4,8 @@
 import argparse
 import sys
 
-from ._common import emit_json, format_table, run_training, standalone_main
+from ._common import emit_json, format_table, standalone_main
+from ._training import run_training
 
 EPILOG = """examples:
   # class-conditional DCGAN with sliceable cBN (SlimGAN "+"), 32² Fashion-MNIST

@@ -23,14 +23,19 @@ __all__ = ["DIRECTIONS", "FMNIST_DEBIAN_ROOT", "FMNIST_FILES", "IMAGE_EXTENSIONS
            "read_idx", "to_tensor", "to_uint8"]
 
 
-def load_pair(data, size=32, root=None, direction="AtoB", train_limit=None, test_limit=None):
-    """``(train set, held-out set)`` for ``--data``: ``fmnist-shoes`` or an aligned folder's path."""
+def load_pair(data, size=32, root=None, direction="AtoB", train_limit=None, test_limit=None, channels=None):
+    """``(train set, held-out set)`` for ``--data``: ``fmnist-shoes`` or an aligned folder's path.
+
+    ``channels``: read an aligned folder as grey (1) or colour (3) whatever its images look like (the
+    channels of a generator it must fit); ``None`` decides from the first image.
+    """
     if data == FashionMnistShoes.name:
         return (FashionMnistShoes("train", size=size, root=root, limit=train_limit),
                 FashionMnistShoes("test", size=size, root=root, limit=test_limit))
     if not os.path.isdir(data):
         raise DatasetError("--data %s: not %s and not a directory" % (data, FashionMnistShoes.name))
-    train = AlignedFolder(data, "train", direction=direction, size=size, limit=train_limit)
+    grey = None if channels is None else int(channels) == 1
+    train = AlignedFolder(data, "train", direction=direction, size=size, grey=grey, limit=train_limit)
     test = AlignedFolder(data, held_out_split(data), direction=direction, size=size, grey=train.grey,
                          limit=test_limit)
     return train, test

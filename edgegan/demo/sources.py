@@ -20,6 +20,7 @@ Torch-free and Python 3.6-compatible; OpenCV is imported lazily.
 """
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -139,11 +140,14 @@ def _check_frame(frame):
 class Source(object):
     """Base class. ``kind``, ``description``, ``fps`` (frames per second the source delivers, or the
     default for the output video), ``live`` (a camera or pipeline), ``drawn`` (the frame is already a
-    drawing of dark strokes on white: no Canny), ``frames_read`` and ``loops`` (times a video restarted)."""
+    drawing of dark strokes on white: no Canny), ``realtime`` (frames come on the device's own clock: when
+    the demo falls behind it drops frames and takes the newest rather than queueing them), ``frames_read``
+    and ``loops`` (times a video restarted)."""
 
     kind = None
     live = False
     drawn = False
+    realtime = False
 
     def __init__(self, description):
         self.description = description
@@ -179,6 +183,7 @@ class CaptureSource(Source):
     """
 
     live = True
+    realtime = True
 
     def __init__(self, target, description, api=None, lost_after_failures=LOST_AFTER_FAILURES,
                  lost_after_s=LOST_AFTER_S, clock=time.monotonic):
@@ -378,11 +383,16 @@ class CanvasSource(Source):
         self.strokes = []
         self._current = None
         self._image = None
+        self.lock = threading.RLock()  # the mouse (window thread) draws while the edges stage reads
         if example:
             self.load_example()
 
     def load_example(self):
         """Replace the drawing with ``EXAMPLE_STROKES``."""
+        with self.lock:
+            return self._load_example()
+
+    def _load_example(self):
         s = self.size - 1
         self.strokes = [[(int(round(x * s)), int(round(y * s))) for x, y in stroke] for stroke in EXAMPLE_STROKES]
         self._current = None
@@ -392,11 +402,19 @@ class CanvasSource(Source):
         return min(max(int(x), 0), self.size - 1), min(max(int(y), 0), self.size - 1)
 
     def begin(self, x, y):
+        with self.lock:
+            return self._begin(x, y)
+
+    def _begin(self, x, y):
         self._current = [self._clamp(x, y)]
         self.strokes.append(self._current)
         self._image = None
 
     def extend(self, x, y):
+        with self.lock:
+            return self._extend(x, y)
+
+    def _extend(self, x, y):
         if self._current is None:
             return
         point = self._clamp(x, y)
@@ -405,7 +423,8 @@ class CanvasSource(Source):
             self._image = None
 
     def end(self):
-        self._current = None
+        with self.lock:
+            self._current = None
 
     @property
     def drawing(self):
@@ -413,18 +432,30 @@ class CanvasSource(Source):
         return self._current is not None
 
     def undo(self):
+        with self.lock:
+            return self._undo()
+
+    def _undo(self):
         if self.strokes:
             self.strokes.pop()
         self._current = None
         self._image = None
 
     def clear(self):
+        with self.lock:
+            return self._clear()
+
+    def _clear(self):
         self.strokes = []
         self._current = None
         self._image = None
 
     def render(self):
         """The drawing as an H×W uint8 image (cached until the strokes change)."""
+        with self.lock:
+            return self._render()
+
+    def _render(self):
         if self._image is None:
             cv2 = cv2_module()
             image = np.full((self.size, self.size), 255, dtype=np.uint8)
@@ -440,6 +471,10 @@ class CanvasSource(Source):
     def render_edges(self, height, width):
         """The strokes redrawn at ``height``×``width`` one pixel wide (dark on white): an edge map like the
         one-pixel Canny edges the model was trained on, rather than the thick strokes shrunk."""
+        with self.lock:
+            return self._render_edges(height, width)
+
+    def _render_edges(self, height, width):
         cv2 = cv2_module()
         image = np.full((height, width), 255, dtype=np.uint8)
         sx, sy = float(width) / self.size, float(height) / self.size
@@ -453,8 +488,9 @@ class CanvasSource(Source):
         return image
 
     def read(self):
-        self.frames_read += 1
-        return self.render().copy()
+        with self.lock:
+            self.frames_read += 1
+            return self._render().copy()
 
     def info(self):
         info = Source.info(self)

@@ -7,6 +7,13 @@ GAN Compression. Down/up-sampling convs stay regular (they are sensitive to comp
 
 Block: [pad] dw3×3(C) → norm → pw1×1(C→H) → norm → ReLU → [pad] dw3×3(H) → norm → pw1×1(H→C) → norm; x + ·
 
+``separable_layout`` says what the separable convs hold. ``edgegan`` (default): every norm is the model's
+``norm`` and the convs carry a bias only without BatchNorm. ``gan-compression``: GAN Compression's own
+separable conv, whose inner norm (after the depthwise conv) is always an InstanceNorm without affine and
+whose depthwise and pointwise convs always carry a bias, whatever ``norm`` the block's other norms use;
+imported GAN Compression generators use it (with ``norm="in"``, GAN Compression's default, both layouts
+compute the same function).
+
 Every layer but the output is elastic; slots are ``stem``, ``down1``, ``stream`` (the last
 downsampling conv and every block's last pointwise conv), ``block<i>`` (the hidden width H of block
 i) and ``up1``, ``up2``. Depthwise convs follow the width of their input.
@@ -20,6 +27,8 @@ from ..nn import ElasticConv2d, ElasticConvTranspose2d, Slot
 from ..nn.sorting import Group, conv_norm_chain
 from .resnet_generator import DEFAULT_WIDTHS, ResnetGenerator, _norm
 
+SEPARABLE_LAYOUTS = ("edgegan", "gan-compression")
+
 
 def _depthwise(channels, padding_kind, bias):
     if padding_kind == "reflect":
@@ -30,14 +39,17 @@ def _depthwise(channels, padding_kind, bias):
 class MobileResnetBlock(nn.Module):
     """Separable residual block; ``hidden`` is the inner channel count (default: ``channels``)."""
 
-    def __init__(self, channels, norm, padding, widths, hidden=None):
+    def __init__(self, channels, norm, padding, widths, hidden=None, separable_layout="edgegan"):
         super().__init__()
         hidden = hidden or channels
-        bias = norm != "bn"
-        layers = _depthwise(channels, padding, bias) + [_norm(norm, channels, widths)]
-        layers += [ElasticConv2d(channels, hidden, 1, bias=bias), _norm(norm, hidden, widths), nn.ReLU(True)]
-        layers += _depthwise(hidden, padding, bias) + [_norm(norm, hidden, widths)]
-        layers += [ElasticConv2d(hidden, channels, 1, bias=bias), _norm(norm, channels, widths)]
+        if separable_layout == "gan-compression":
+            inner, dw_bias, pw_bias = "in", True, True
+        else:
+            inner, dw_bias, pw_bias = norm, norm != "bn", norm != "bn"
+        layers = _depthwise(channels, padding, dw_bias) + [_norm(inner, channels, widths)]
+        layers += [ElasticConv2d(channels, hidden, 1, bias=pw_bias), _norm(norm, hidden, widths), nn.ReLU(True)]
+        layers += _depthwise(hidden, padding, dw_bias) + [_norm(inner, hidden, widths)]
+        layers += [ElasticConv2d(hidden, channels, 1, bias=pw_bias), _norm(norm, channels, widths)]
         self.body = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -53,18 +65,32 @@ class MobileResnetBlock(nn.Module):
 class MobileResnetGenerator(ResnetGenerator):
     """pix2pix ResNet generator in GAN Compression's mobile design space (separable ResBlocks).
 
-    Arguments as ``ResnetGenerator``; ``hidden`` (default 4·ngf) is the inner width of every block.
+    Arguments as ``ResnetGenerator``; ``hidden`` (default 4·ngf) is the inner width of every block, or a
+    list with one inner width per block (GAN Compression's compressed students); ``separable_layout``:
+    see the module docstring.
     """
 
     def __init__(self, in_channels=3, out_channels=3, ngf=64, n_blocks=9, norm="bn", padding="reflect",
-                 upsample="transposed", widths=DEFAULT_WIDTHS, hidden=None):
-        self._hidden = int(hidden or ngf * 4)
+                 upsample="transposed", widths=DEFAULT_WIDTHS, hidden=None, channels=None,
+                 separable_layout="edgegan"):
+        if separable_layout not in SEPARABLE_LAYOUTS:
+            raise ValueError("separable_layout must be one of %s, got %r" % (SEPARABLE_LAYOUTS, separable_layout))
+        if isinstance(hidden, (list, tuple)):
+            if len(hidden) != n_blocks:
+                raise ValueError("hidden lists %d widths for %d blocks" % (len(hidden), n_blocks))
+            self._hidden = [int(h) for h in hidden]
+        else:
+            self._hidden = int(hidden or ngf * 4)
+        self._separable_layout = separable_layout
         super(MobileResnetGenerator, self).__init__(in_channels, out_channels, ngf, n_blocks, norm, padding,
-                                                    upsample, widths)
+                                                    upsample, widths, channels)
         self.hparams["hidden"] = self._hidden
+        if separable_layout != "edgegan":
+            self.hparams["separable_layout"] = separable_layout
 
-    def _block(self, channels, norm, padding, widths):
-        return MobileResnetBlock(channels, norm, padding, widths, self._hidden)
+    def _block(self, index, channels, norm, padding, widths):
+        hidden = self._hidden[index] if isinstance(self._hidden, list) else self._hidden
+        return MobileResnetBlock(channels, norm, padding, widths, hidden, self._separable_layout)
 
     def arch(self):
         return {"name": "mobile_resnet_generator", "kwargs": dict(self.hparams)}

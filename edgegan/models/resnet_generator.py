@@ -59,10 +59,13 @@ class ResnetGenerator(nn.Module):
         padding: ``reflect`` (pix2pix) or ``zero``.
         upsample: ``transposed`` (ConvTranspose2d k3 s2) or ``resize`` (nearest ×2 + conv 3×3).
         widths: the width multipliers trained and exported.
+        channels: full-width channel counts per layer, overriding those ``ngf`` gives
+            (``{"stem": ngf, "down1": 2·ngf, "stream": 4·ngf, "up1": 2·ngf, "up2": ngf}``); any subset of
+            these keys. Compressed generators (GAN Compression's students, pruned models) have such counts.
     """
 
     def __init__(self, in_channels=3, out_channels=3, ngf=64, n_blocks=9, norm="bn", padding="reflect",
-                 upsample="transposed", widths=DEFAULT_WIDTHS):
+                 upsample="transposed", widths=DEFAULT_WIDTHS, channels=None):
         super().__init__()
         for value, allowed, what in ((norm, NORMS, "norm"), (padding, PADDINGS, "padding"),
                                      (upsample, UPSAMPLINGS, "upsample")):
@@ -72,25 +75,39 @@ class ResnetGenerator(nn.Module):
         self.hparams = dict(in_channels=in_channels, out_channels=out_channels, ngf=ngf, n_blocks=n_blocks,
                             norm=norm, padding=padding, upsample=upsample, widths=list(widths))
         self.widths = widths
-        c1, c2, c4 = ngf, ngf * 2, ngf * 4
+        layer_channels = self._layer_channels(ngf, channels)
+        if channels is not None:
+            self.hparams["channels"] = dict(layer_channels)
+        c1, c2, c4 = layer_channels["stem"], layer_channels["down1"], layer_channels["stream"]
         self.stem = nn.Sequential(*(_conv(in_channels, c1, 7, padding, norm) + [_norm(norm, c1, widths), nn.ReLU(True)]))
         bias = norm != "bn"
         self.down = nn.Sequential(
             ElasticConv2d(c1, c2, 3, stride=2, padding=1, bias=bias), _norm(norm, c2, widths), nn.ReLU(True),
             ElasticConv2d(c2, c4, 3, stride=2, padding=1, bias=bias), _norm(norm, c4, widths), nn.ReLU(True))
-        self.blocks = nn.Sequential(*[self._block(c4, norm, padding, widths) for _ in range(n_blocks)])
+        self.blocks = nn.Sequential(*[self._block(i, c4, norm, padding, widths) for i in range(n_blocks)])
         up = []
-        for cin, cout in ((c4, c2), (c2, c1)):
+        u1, u2 = layer_channels["up1"], layer_channels["up2"]
+        for cin, cout in ((c4, u1), (u1, u2)):
             if upsample == "transposed":
                 up += [ElasticConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=bias)]
             else:
                 up += [nn.Upsample(scale_factor=2, mode="nearest")] + _conv(cin, cout, 3, padding, norm)
             up += [_norm(norm, cout, widths), nn.ReLU(True)]
         self.up = nn.Sequential(*up)
-        self.head = nn.Sequential(*(_conv(c1, out_channels, 7, padding, norm, fixed_out=True) + [nn.Tanh()]))
+        self.head = nn.Sequential(*(_conv(u2, out_channels, 7, padding, norm, fixed_out=True) + [nn.Tanh()]))
 
-    def _block(self, channels, norm, padding, widths):
-        """One residual block of the stream (subclasses change the design space here)."""
+    @staticmethod
+    def _layer_channels(ngf, channels):
+        """The full-width channel count of each layer: ``ngf``'s multiples, overridden by ``channels``."""
+        counts = OrderedDict([("stem", ngf), ("down1", ngf * 2), ("stream", ngf * 4), ("up1", ngf * 2), ("up2", ngf)])
+        unknown = set(channels or {}) - set(counts)
+        if unknown:
+            raise ValueError("unknown layer(s) %s in channels; known: %s" % (sorted(unknown), list(counts)))
+        counts.update((k, int(v)) for k, v in (channels or {}).items())
+        return counts
+
+    def _block(self, index, channels, norm, padding, widths):
+        """Residual block ``index`` of the stream (subclasses change the design space here)."""
         return ResnetBlock(channels, norm, padding, widths)
 
     def forward(self, x):

@@ -338,6 +338,8 @@ def sweep(bundle, modes, variants=None, warmup=100, warmup_s=2.0, runs=100, powe
 
 
 def _measure_variant(rt, name, mode, x, warmup, warmup_s, runs, sampler, power_window_s, idle_w, measure, warm_up):
+    from ..runtime.bundle import macs_convention
+
     clock = time.perf_counter
     previous = rt.variant
     t0 = clock()
@@ -356,7 +358,8 @@ def _measure_variant(rt, name, mode, x, warmup, warmup_s, runs, sampler, power_w
     info = rt.variant_info
     quality, quality_metric = _quality(info)
     row = {"mode": mode.key, "mode_label": mode.label, "threads": mode.threads, "variant": name,
-           "width": info.get("width"), "macs": info.get("macs"), "params": info.get("params"),
+           "width": info.get("width"), "macs": info.get("macs"), "macs_convention": macs_convention(info),
+           "params": info.get("params"),
            "quality": quality, "quality_metric": quality_metric, "switch_from": previous,
            "switch_ms": (t1 - t0) * 1e3, "first_inference_ms": (t2 - t1) * 1e3}
     row.update(stats)

@@ -45,6 +45,8 @@ class Runtime(object):
         self._backend = None
         try:
             for v in self.bundle.variants:
+                if getattr(backend_cls, "takes_precision", False):  # compiles per precision (OpenVINO: bf16)
+                    options["precision"] = v.get("precision")
                 self._backends[v["name"]] = backend_cls(self.bundle.artifact_path(v), **options)
             self.set_variant(variant)
         except BaseException:

@@ -24,6 +24,14 @@ REQUIRED_TENSOR_KEYS = ("shape", "layout", "dtype", "range")
 VECTOR_INPUTS = {"noise": ("NC", 2, ("float32", "float16")), "label": ("N", 1, ("int64", "int32"))}
 REQUIRED_VARIANT_KEYS = ("name", "file", "sha256")
 REBUILD = "re-run `edgegan build`"
+#: how a variant's ``macs`` were counted when it does not say (``edgegan.subnet.cost``'s default convention;
+#: bundles built before variants named their ``macs_convention`` used it)
+DEFAULT_MACS_CONVENTION = "edgegan"
+
+
+def macs_convention(variant):
+    """The MAC counting convention of a manifest variant's ``macs`` (see ``edgegan.subnet``)."""
+    return variant.get("macs_convention") or DEFAULT_MACS_CONVENTION
 
 
 def sha256_file(path, chunk_size=1 << 20):

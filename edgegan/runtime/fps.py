@@ -11,6 +11,7 @@ statistics can be tested with a fake one.
 
 import os
 import platform
+import re
 import socket
 import sys
 import time
@@ -294,9 +295,13 @@ def environment(threads=None, backends=(), power_source=None):
     ``power``: a reading of ``power_source`` (a ``PowerSource``; default: auto-detected). Never fails on a
     missing source."""
     versions = {"numpy": np.__version__}
+    engines = {}
     for name in backends:
         try:
-            versions[name] = get_backend(name).library_version()
+            cls = get_backend(name)
+            versions[name] = cls.library_version()
+            if hasattr(cls, "engine_info"):  # e.g. OpenVINO: device capabilities (BF16, INT8)
+                engines[name] = cls.engine_info()
         except EdgeganError:
             versions[name] = None
     return {
@@ -316,7 +321,40 @@ def environment(threads=None, backends=(), power_source=None):
         "cpu_governor": _governors(),
         "temperatures_c": temperatures(),
         "power": _power_reading(power_source),
+        "cpu_model": cpu_model(),
+        "cpu_flags": cpu_isa_flags(),
+        "load_average": _load_average(),
+        "engines": engines,
     }
+
+
+#: /proc/cpuinfo flags that decide which CPU engine and precision is fastest (bf16, int8, fp16 units)
+ISA_FLAGS = ("amx_bf16", "amx_int8", "amx_fp16", "amx_tile", "avx512_bf16", "avx512_fp16", "avx512_vnni",
+             "avx512f", "avx_vnni", "avx2", "fma", "asimd", "asimddp", "sve", "i8mm", "bf16")
+
+
+def _cpuinfo_field(name, path="/proc/cpuinfo"):
+    text = _read(path) or ""
+    match = re.search(r"^%s\s*:(.*)$" % name, text, re.M)
+    return match.group(1).strip() if match else None
+
+
+def cpu_isa_flags(path="/proc/cpuinfo"):
+    """The ``ISA_FLAGS`` this CPU reports in ``/proc/cpuinfo`` (``flags`` on x86, ``Features`` on ARM)."""
+    present = set(((_cpuinfo_field("flags", path) or "") + " " + (_cpuinfo_field("Features", path) or "")).split())
+    return [flag for flag in ISA_FLAGS if flag in present]
+
+
+def cpu_model(path="/proc/cpuinfo"):
+    """The CPU's name from ``/proc/cpuinfo`` (``model name``), or ``None``."""
+    return _cpuinfo_field("model name", path)
+
+
+def _load_average():
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _power_reading(source):

@@ -24,6 +24,7 @@ from ..runtime.noise import LABEL, NOISE, STANDARD_NORMAL, n_classes, sample_fee
 from ..runtime.policy import manifest_policy
 from ..subnet import SubnetConfig, cost, extract
 from . import onnx as onnx_compiler
+from . import runtime_wheel
 from ..calibrate import calibration_set, noise_calibration_set
 from ..errors import warn
 from .buildlog import BUILD_LOG, capture_output, log_lines
@@ -178,7 +179,8 @@ def _refuse_noise_target(profile, compiler, specs):
 
 def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None, force=False,
                  n_parity_inputs=8, progress=True, calibration=None, observer=None, configs=None,
-                 quality_images=DEFAULT_IMAGES, data_root=None, log_third_party=True):
+                 quality_images=DEFAULT_IMAGES, data_root=None, log_third_party=True,
+                 with_runtime=False):
     """Build a bundle for ``target``; returns ``(bundle_dir, manifest)``.
 
     ``configs``: build per-slot channel configs instead of widths (a JSON path, e.g. the front that
@@ -194,6 +196,8 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
     Fashion-MNIST) that each variant's artifact is scored on (``edgegan.targets.quality``); 0 keeps the
     checkpoint's own metrics. ``log_third_party``: what converters print goes to ``build.log`` in the
     bundle (``edgegan.targets.buildlog``) instead of the terminal.
+    ``with_runtime``: put the ``edgegan-runtime`` wheel into the bundle's ``wheels/`` (``runtime_wheel``), so
+    that a device installs the runtime offline from the bundle; recorded as the manifest's ``runtime_wheel``.
     """
     profile = load_profile(target)
     compiler = get_compiler(profile["compiler"])
@@ -267,6 +271,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
         if input_specs else held_out_pairs(ckpt, quality_images, data_root)
 
     with BundleWriter(out, force=force) as writer:
+        wheel = runtime_wheel.add_to_bundle(writer.path) if with_runtime else None  # first: fail before compiling
         log = os.path.join(writer.path, BUILD_LOG)
         with capture_output(log, enabled=log_third_party) as terminal:
             variants = []
@@ -338,5 +343,7 @@ def build_bundle(target, checkpoint=None, out=None, widths=None, precision=None,
                                      "what": "what the converters printed (warnings, library logs, progress)"}
         elif os.path.exists(log):
             os.remove(log)
+        if wheel is not None:
+            manifest["runtime_wheel"] = wheel
         writer.commit(manifest)
     return out, manifest

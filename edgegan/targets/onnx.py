@@ -185,6 +185,7 @@ class OnnxCompiler(Compiler):
     extension = ".onnx"
     bundle_backend = "onnxruntime"
     noise_inputs = True
+    per_tensor_weight_ops = ()   # op types whose INT8 weights get one scale (TensorRT: ConvTranspose)
 
     def export_inputs(self):
         """``compile_onnx`` keywords for a model with ``input_specs`` (noise, label); none for one image input."""
@@ -202,7 +203,8 @@ class OnnxCompiler(Compiler):
         with tempfile.TemporaryDirectory(prefix="edgegan-int8-") as tmp:
             fp32 = os.path.join(tmp, "fp32.onnx")
             compile_onnx(module, input_shape, fp32, export["opset"], export["forbid_ops"], **self.export_inputs())
-            report = quantize_with_gate(module, fp32, tmp, calibration, profile, self.input_names())
+            report = quantize_with_gate(module, fp32, tmp, calibration, profile, self.input_names(),
+                                        self.per_tensor_weight_ops)
             gated = report.pop("path")
             check(onnx.load(gated), export["opset"], export["forbid_ops"])
             os.replace(gated, path)
@@ -223,10 +225,11 @@ class OnnxCompiler(Compiler):
 
 
 @torch.no_grad()
-def quantize_with_gate(module, fp32_path, workdir, calibration, profile, input_names=None):
+def quantize_with_gate(module, fp32_path, workdir, calibration, profile, input_names=None, per_tensor_ops=()):
     """Q/DQ-quantize ``fp32_path`` through the quality gate; returns the gate's report (``path``: the
     accepted model, inside ``workdir``). ``input_names``: the graph's inputs when there are several
-    (the calibration items are then tuples in that order)."""
+    (the calibration items are then tuples in that order). ``per_tensor_ops``: op types whose weights are
+    quantized per tensor (``quantize_qdq``)."""
     cal = profile["calibrate"]
     cache = os.path.join(workdir, "calibration.json")
     names = list(input_names or [INPUT_NAME])
@@ -237,7 +240,7 @@ def quantize_with_gate(module, fp32_path, workdir, calibration, profile, input_n
         out = os.path.join(workdir, "int8-%d.onnx" % len(attempts))
         attempts.append(out)
         return quantize_qdq(fp32_path, out, calibration, names if input_names else INPUT_NAME, cal["observer"],
-                            kept_float, cal["activation"], cache_path=cache)
+                            kept_float, cal["activation"], cache_path=cache, per_tensor_ops=per_tensor_ops)
 
     def evaluate(path):
         session = _session(path)

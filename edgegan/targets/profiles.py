@@ -17,7 +17,7 @@ from ..errors import TargetError
 from .registry import get_compiler
 
 PROFILE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profiles")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 PADDINGS = ("keep", "decompose")
 MIN_OPSET, MAX_OPSET = 11, 20  # what torch's TorchScript-based exporter honours
 
@@ -163,13 +163,15 @@ SCHEMA = {
                   "held_out": (16, _in_range(1, 100000, integer=True))},
     "runtime": {"backend": (None, _backend), "threads": (0, _in_range(0, 1024, integer=True))},
     "parity": {"min_psnr_db": (40.0, _in_range(MIN_PSNR_DB, MAX_PSNR_DB)),
-               "min_psnr_db_fp16": (35.0, _in_range(MIN_PSNR_DB, MAX_PSNR_DB))},
+               "min_psnr_db_fp16": (35.0, _in_range(MIN_PSNR_DB, MAX_PSNR_DB)),
+               "min_psnr_db_bf16": (35.0, _in_range(MIN_PSNR_DB, MAX_PSNR_DB))},
     "policy": {"default": (1.0, _width), "modes": ({}, _table_of(_width, "mode = width")),
                "battery": (None, _battery_rules), "on_battery": (None, _width),
                "target_fps": (None, _in_range(0.001, None))},
     "power": {"modes": (None, _table_of(_power_mode, "mode id = { name, watts, cpu_cores }"))},
     # compiler-specific tables: their keys are checked here, their values by the compiler's module
-    "tensorrt": {"version": (None, None), "workspace_mib": (None, None), "dla_cores": (None, None),
+    "tensorrt": {"version": (None, None), "versions": (None, None), "compute_capability": (None, None),
+                 "workspace_mib": (None, None), "dla_cores": (None, None),
                  "dla": (None, None), "dla_core": (None, None), "gpu_fallback": (None, None),
                  "timing_cache": (None, None)},
     "coreml": {"minimum_deployment_target": (None, None), "input": (None, None), "output": (None, None),
@@ -258,6 +260,8 @@ def parity_threshold(profile, precision):
         return float(profile["calibrate"]["min_psnr_db"])
     if precision == "fp16":
         return float(profile["parity"]["min_psnr_db_fp16"])
+    if precision == "bf16":
+        return float(profile["parity"]["min_psnr_db_bf16"])
     return float(profile["parity"]["min_psnr_db"])
 
 

@@ -11,7 +11,7 @@ import importlib
 from ..errors import TargetError
 
 _REGISTRY = {}
-BUILTIN = ("onnx", "tensorrt", "torch_tensorrt", "torchscript", "tflite", "coreml")  # shipped compiler modules
+BUILTIN = ("onnx", "openvino", "tensorrt", "torch_tensorrt", "torchscript", "tflite", "coreml")  # shipped compiler modules
 
 
 def register_compiler(cls):

@@ -11,9 +11,11 @@ a TensorRT bundle carries, next to the ONNX files:
 Before anything is written the graph is checked against the profile's TensorRT version
 (``trt_checks``). INT8 artifacts are Q/DQ ONNX models (TensorRT explicit quantization, built with
 ``--int8``) plus a calibration cache ``<variant>.calib`` and the fp32 ONNX, which DLA builds use
-(implicit quantization: DLA does not take Q/DQ models). Where ``import tensorrt`` works at build time
-and its version matches the profile's, ``edgegan build`` builds the engines itself and the bundle's
-backend becomes ``tensorrt``.
+(implicit quantization: DLA does not take Q/DQ models). ``edgegan build`` builds the engines itself only
+where this host is the target: ``import tensorrt`` works, its version is one of the profile's
+(``[tensorrt] versions``) and the host's GPU has the profile's ``compute_capability``; the bundle's
+backend then becomes ``tensorrt``. Otherwise the manifest's ``device_steps.built_at_build_time`` says in
+one line why not (no tensorrt, another version, no GPU, another GPU).
 
 trtexec flags per version: workspace ``--workspace=MiB`` before 8.4, ``--memPoolSize=workspace:MiB``
 from 8.4 (10.x removed ``--workspace``); ``--buildOnly`` before 8.6, ``--skipInference`` from 8.6;
@@ -53,23 +55,17 @@ def workspace_flag(trt):
     return "--workspace=%d" % mib
 
 
-def shapes_flag(inputs):
-    """``--shapes=noise:1x128,label:1`` for input specs ``[{"name", "shape"}]``."""
-    return "--shapes=" + ",".join("%s:%s" % (s["name"], "x".join(str(int(d)) for d in s["shape"])) for s in inputs)
-
-
 def trtexec_command(onnx_file, engine_file, precision, trt, int8=None, calibration_cache=None, dla_core=None,
-                    timing_cache=None, inputs=None):
+                    timing_cache=None):
     """The trtexec command line that builds one engine from one ONNX file.
 
     ``int8``: ``"qdq"`` (a Q/DQ model: ``--int8`` makes TensorRT honour its scales) or
     ``"calibration_cache"`` (an fp32 model quantized with ``--calib``); both add ``--fp16`` so layers
-    left in float run in fp16. ``inputs``: the input specs of a model with noise (and label) inputs,
-    written as ``--shapes`` (the graphs are static, so trtexec only checks them; it names every input).
+    left in float run in fp16. No ``--shapes``: edgegan's graphs are static (``trt_checks`` refuses dynamic
+    inputs) and trtexec refuses explicit shapes for a static model in every version ("Static model does not
+    take explicit shapes since the shape of inference tensors will be determined by the model itself").
     """
     cmd = ["trtexec", "--onnx=" + onnx_file, "--saveEngine=" + engine_file]
-    if inputs:
-        cmd.append(shapes_flag(inputs))
     if precision == "fp16":
         cmd.append("--fp16")
     elif precision == "int8":
@@ -93,11 +89,10 @@ def trtexec_command(onnx_file, engine_file, precision, trt, int8=None, calibrati
     return " ".join(shlex.quote(c) for c in cmd)
 
 
-def engine_plan(variants, precision, profile, inputs=None):
+def engine_plan(variants, precision, profile):
     """One build step per variant: what to build from what, with which settings, and its trtexec line.
 
-    This is what ``build_engines.py`` reads from the manifest (``device_steps.engines``). ``inputs``:
-    the input specs of a noise generator (``trtexec --shapes`` for each).
+    This is what ``build_engines.py`` reads from the manifest (``device_steps.engines``).
     """
     trt = profile["tensorrt"]
     dla_core = trt["dla_core"] if trt.get("dla") else None
@@ -119,7 +114,7 @@ def engine_plan(variants, precision, profile, inputs=None):
                 "calibration_cache": cache, "dla_core": dla_core, "gpu_fallback": bool(trt.get("gpu_fallback", True)),
                 "workspace_mib": int(trt["workspace_mib"]), "timing_cache": timing}
         calib_arg = (cache + ".local") if int8 == "calibration_cache" else None
-        step["trtexec"] = trtexec_command(source, engine, precision, trt, int8, calib_arg, dla_core, timing, inputs)
+        step["trtexec"] = trtexec_command(source, engine, precision, trt, int8, calib_arg, dla_core, timing)
         steps.append(step)
     return steps
 
@@ -132,7 +127,8 @@ def write_build_script(bundle_dir, steps, profile):
     """
     lines = ["#!/bin/sh",
              "# Builds the TensorRT engines of this bundle with trtexec. Run it on the %s itself (profile: "
-             "TensorRT %s):" % (profile["name"], profile["tensorrt"]["version"]),
+             "TensorRT %s):" % (profile["name"], "/".join(profile["tensorrt"].get("versions")
+                                                           or [profile["tensorrt"]["version"]])),
              "# engines are specific to the GPU and TensorRT version that build them. The same builds, recorded in",
              "# manifest.json so that the edgegan runtime finds the engines: python3 %s" % BUILDER_NAME,
              "set -e",
@@ -170,6 +166,30 @@ def installed_tensorrt():
         return None
 
 
+def host_is_target(profile, trt, gpu_info):
+    """``(None, gpu)`` when engines for ``profile`` can be built on this host: ``trt`` (the tensorrt module, or
+    ``None``) is one of the profile's versions and ``gpu_info()`` (``{"name", "compute_capability"}``, or a
+    ``trt_builder.BuildError`` without a GPU) has the profile's compute capability. Otherwise ``(why not, in
+    one line, None)``."""
+    wanted = profile["tensorrt"].get("versions") or [profile["tensorrt"]["version"]]
+    if trt is None:
+        return "tensorrt is not importable here", None
+    if _version_tuple(trt.__version__) not in [_version_tuple(v) for v in wanted]:
+        return "TensorRT %s here, the profile targets %s" % (trt.__version__, "/".join(wanted)), None
+    capability = profile["tensorrt"].get("compute_capability")
+    if not capability:
+        return ("the profile names no [tensorrt] compute_capability, so this host cannot be recognised as its "
+                "device"), None
+    try:
+        gpu = gpu_info()
+    except trt_builder.BuildError as e:
+        return str(e).replace(" " + trt_builder.NO_GPU_HINT, "").rstrip("."), None
+    if gpu["compute_capability"] != capability:
+        return ("this host's GPU is %s (compute capability %s), the profile's device has compute capability %s"
+                % (gpu["name"], gpu["compute_capability"], capability)), None
+    return None, gpu
+
+
 def drop_float_layers(ranges, model, kept_float):
     """``ranges`` without the tensors touching the nodes the quality gate kept in float: with no scale,
     TensorRT's implicit quantization leaves those layers in fp16, as the Q/DQ model leaves them in float."""
@@ -187,6 +207,9 @@ class TensorRTCompiler(OnnxCompiler):
     """ONNX files checked against the profile's TensorRT version, plus the device steps that build engines."""
 
     name = "tensorrt"
+    # TensorRT 8.x has no per-output-channel deconvolution kernels (onnxruntime puts ConvTranspose weight scales
+    # on axis 1, the output channels); per tensor is exact for every TensorRT (trt_checks checks the DQ axis)
+    per_tensor_weight_ops = ("ConvTranspose",)
     _ranges = None        # the calibrated tensor ranges of the variant being compiled (after_int8)
     _calibration = None   # the CalibrationSet, kept for building DLA engines here when TensorRT is present
 
@@ -194,10 +217,13 @@ class TensorRTCompiler(OnnxCompiler):
         import onnx
 
         trt_checks.check_precision(profile, precision)
-        if precision in ("fp16", "int8") and any(isinstance(m, nn.InstanceNorm2d) for m in module.modules()):
-            raise TargetError("%s: InstanceNorm in a %s TensorRT engine loses precision or overflows; train with "
-                              "norm=\"bn\" (BatchNorm folds into the conv), or build --precision fp32"
-                              % (os.path.basename(path), precision))
+        unsafe = [trt_checks._label(v) for v in trt_checks.profile_versions(profile)
+                  if not trt_checks.instancenorm_ok(v, precision)]
+        if unsafe and any(isinstance(m, nn.InstanceNorm2d) for m in module.modules()):
+            raise TargetError("%s: InstanceNorm in a %s engine of TensorRT %s loses precision or overflows (its "
+                              "statistics in fp16; 8.2–8.5 keep them in fp32); train with norm=\"bn\" (BatchNorm "
+                              "folds into the conv), or build --precision fp32"
+                              % (os.path.basename(path), precision, "/".join(unsafe)))
         self._ranges = None
         self._calibration = calibration
         extra = super(TensorRTCompiler, self).compile(module, input_shape, path, profile, precision, calibration)
@@ -234,27 +260,21 @@ class TensorRTCompiler(OnnxCompiler):
                                             "build on the device re-stamps the header)" % profile["calibrate"]["observer"]}
 
     def finish(self, bundle_dir, variants, profile, precision):
-        steps = engine_plan(variants, precision, profile, self.input_specs)
+        steps = engine_plan(variants, precision, profile)
         script = write_build_script(bundle_dir, steps, profile)
         builder = write_builder(bundle_dir)
         device_steps = {"tensorrt_version": profile["tensorrt"]["version"], "script": script, "builder": builder,
                         "engines": steps}
+        device_steps["tensorrt_versions"] = list(profile["tensorrt"].get("versions") or [profile["tensorrt"]["version"]])
         extras = {"device_steps": device_steps}
-        trt = installed_tensorrt()
-        wanted = _version_tuple(profile["tensorrt"]["version"])
-        if trt is None:
-            device_steps["built_at_build_time"] = "no: tensorrt is not importable here; run %s or %s on the device" % (
-                builder, script)
+        reason, gpu = host_is_target(profile, installed_tensorrt(), trt_builder.gpu_info)
+        if reason is not None:
+            device_steps["built_at_build_time"] = "no: %s; run %s or %s on the device" % (reason, builder, script)
             return extras
-        if _version_tuple(trt.__version__) != wanted:
-            device_steps["built_at_build_time"] = ("no: TensorRT %s here, the profile targets %s; engines are built on "
-                                                   "the device" % (trt.__version__, profile["tensorrt"]["version"]))
-            return extras
-        return self._build_here(bundle_dir, variants, steps, extras)
+        return self._build_here(bundle_dir, variants, steps, extras, gpu)
 
-    def _build_here(self, bundle_dir, variants, steps, extras):
-        """Build every planned engine with the local TensorRT (its version matches the profile's)."""
-        gpu = trt_builder.gpu_name()
+    def _build_here(self, bundle_dir, variants, steps, extras, gpu):
+        """Build every planned engine with the local TensorRT on this host's GPU (``host_is_target``)."""
         records = {}
         for step in steps:
             batches = None

@@ -10,14 +10,17 @@ it needs Python >= 3.6, numpy and the ``tensorrt`` package (JetPack ships both),
     python3 build_engines.py --variant w1 --force --verbose
 
 Each engine is recorded in ``manifest.json`` (the variant's ``engine``: file, sha256, precision,
-TensorRT version, GPU; the file in ``files``) and the bundle's ``backend`` becomes ``tensorrt``, so
-``Runtime(bundle)`` runs the engines. Exit status: 0 built, 2 on any error (message on stderr).
+TensorRT version, GPU name and compute capability; the file in ``files``) and the bundle's ``backend``
+becomes ``tensorrt``, so ``Runtime(bundle)`` runs the engines. An engine counts as up to date only for the
+same TensorRT version and the same GPU (x86 and JetPack 5.1 both report TensorRT 8.5.2.2, but an engine
+does not move between their GPUs). Exit status: 0 built, 2 on any error (one message on stderr).
 
 Version differences handled here: explicit-batch network flag (required before 10.0, gone in 10.x),
 workspace through ``max_workspace_size`` (before 8.4) or ``set_memory_pool_limit`` (8.4+), INT8 from
 a Q/DQ model (explicit) or an entropy calibrator with a cache (implicit: the only INT8 DLA takes),
 timing cache load/save, DLA core with GPU fallback. The configuration is computed by pure functions
-(``config_plan``) and applied to the live objects by ``apply_plan``.
+(``config_plan``) and applied to the live objects by ``apply_plan``; every TensorRT call that reports
+failure by returning ``None`` or ``False`` is checked.
 """
 
 import argparse
@@ -33,6 +36,9 @@ MANIFEST = "manifest.json"
 PRECISIONS = ("fp32", "fp16", "int8")
 INT8_MODES = ("qdq", "calibration_cache")
 CACHE_ALGORITHM = "EntropyCalibration2"
+CUDA_ATTR_CC_MAJOR, CUDA_ATTR_CC_MINOR = 75, 76  # cudaDevAttrComputeCapabilityMajor / Minor
+NO_GPU_HINT = ("TensorRT engines are built on the GPU that runs them: run build_engines.py (or build_engines.sh) on "
+               "the device")
 
 
 class BuildError(Exception):
@@ -123,8 +129,47 @@ def format_parser_errors(errors):
     return "\n".join(lines)
 
 
+def gpu_mismatch(recorded, here):
+    """How the GPU an engine was built on (``recorded``: ``{"name", "compute_capability"}``, or a name from
+    older manifests) differs from the GPU ``here``: ``("compute_capability", message)`` (the engine cannot
+    be deserialized), ``("name", message)`` (it loads, but its tactics were timed on another GPU model), or
+    ``None`` when they agree."""
+    if not recorded:
+        return None
+    if not isinstance(recorded, dict):
+        recorded = {"name": str(recorded)}
+    built_cc, here_cc = recorded.get("compute_capability"), (here or {}).get("compute_capability")
+    if built_cc and here_cc and built_cc != here_cc:
+        return ("compute_capability", "built for %s (compute capability %s), this GPU is %s (compute capability %s)"
+                % (recorded.get("name"), built_cc, here.get("name"), here_cc))
+    if recorded.get("name") and here.get("name") and recorded["name"] != here["name"]:
+        return ("name", "built on %s, this GPU is %s" % (recorded["name"], here["name"]))
+    return None
+
+
+def engine_staleness(record, trt_version, gpu, engine_sha256):
+    """Why the engine of ``record`` (a variant's manifest ``engine``, or ``None``) must be built again here
+    (TensorRT ``trt_version``, GPU ``gpu``; ``engine_sha256`` of the file on disk, ``None`` if missing), or
+    ``None`` when it is up to date. The TensorRT version alone does not do: x86 and JetPack 5.1 both report
+    8.5.2.2, and an engine built on the one fails to deserialize on the other's GPU."""
+    if not record:
+        return "not built yet"
+    if record.get("tensorrt_version") != trt_version:
+        return "built by TensorRT %s, this is %s" % (record.get("tensorrt_version"), trt_version)
+    if not record.get("gpu"):
+        return "its GPU is not recorded"
+    mismatch = gpu_mismatch(record["gpu"], gpu)
+    if mismatch is not None:
+        return mismatch[1]
+    if engine_sha256 is None:
+        return "the file %s is missing" % record.get("file")
+    if engine_sha256 != record.get("sha256"):
+        return "the file %s does not match its sha256" % record.get("file")
+    return None
+
+
 def engine_record(step, engine_sha256, trt_version, gpu, seconds):
-    """What the manifest says about one built engine."""
+    """What the manifest says about one built engine (``gpu``: ``{"name", "compute_capability"}``)."""
     return {"file": step["engine"], "sha256": engine_sha256, "precision": step["precision"],
             "int8": step.get("int8"), "onnx": step["onnx"], "dla_core": step.get("dla_core"),
             "tensorrt_version": trt_version, "gpu": gpu, "seconds": round(seconds, 1),
@@ -176,20 +221,30 @@ def trt_logger(trt, verbose=False):
     return _LOGGERS[severity]
 
 
+def cudart_candidates():
+    """Where libcudart may be: the loader's search path, the CUDA toolkit (JetPack: /usr/local/cuda), and the
+    nvidia-cuda-runtime wheel that pip's tensorrt packages install."""
+    names = ["libcudart.so"]
+    found = ctypes.util.find_library("cudart")
+    if found:
+        names.append(found)
+    roots = ["/usr/local/cuda/lib64", "/usr/local/cuda/targets/aarch64-linux/lib"]
+    roots += [os.path.join(p, "nvidia", "cuda_runtime", "lib") for p in sys.path if p]
+    for root in roots:
+        if os.path.isdir(root):
+            names += sorted(os.path.join(root, n) for n in os.listdir(root) if n.startswith("libcudart.so"))
+    return names
+
+
 class CudaRuntime(object):
-    """The few libcudart calls calibration needs, through ctypes (no PyCUDA / cuda-python required)."""
+    """The few libcudart calls the builder needs (the GPU, calibration), through ctypes (no PyCUDA /
+    cuda-python required). ``lib``: an already loaded library (tests pass another implementation)."""
 
     HOST_TO_DEVICE = 1
 
-    def __init__(self):
-        self.lib = None
-        names = ["libcudart.so"]
-        found = ctypes.util.find_library("cudart")
-        if found:
-            names.append(found)
-        for root in ("/usr/local/cuda/lib64", "/usr/local/cuda/targets/aarch64-linux/lib"):
-            if os.path.isdir(root):
-                names += sorted(os.path.join(root, n) for n in os.listdir(root) if n.startswith("libcudart.so"))
+    def __init__(self, purpose="calibrating from data", lib=None):
+        self.lib = lib
+        names = [] if lib is not None else cudart_candidates()
         for name in names:
             try:
                 self.lib = ctypes.CDLL(name)
@@ -197,13 +252,18 @@ class CudaRuntime(object):
             except OSError:
                 continue
         if self.lib is None:
-            raise BuildError("calibrating from data needs libcudart.so (tried %s); add the CUDA libraries to "
-                             "LD_LIBRARY_PATH, or build from the bundle's calibration cache" % ", ".join(names))
-        self.lib.cudaGetErrorString.restype = ctypes.c_char_p
+            raise BuildError("%s needs libcudart.so (tried %s); add the CUDA libraries to LD_LIBRARY_PATH "
+                             "(export LD_LIBRARY_PATH=/usr/local/cuda/lib64:$LD_LIBRARY_PATH)" % (purpose, ", ".join(names)))
+        if lib is None:
+            self.lib.cudaGetErrorString.restype = ctypes.c_char_p
+
+    def error(self, status):
+        text = self.lib.cudaGetErrorString(status)
+        return text.decode() if isinstance(text, bytes) else str(text)
 
     def check(self, status, call):
         if status != 0:
-            raise BuildError("%s failed: %s" % (call, self.lib.cudaGetErrorString(status).decode()))
+            raise BuildError("%s failed: %s" % (call, self.error(status)))
 
     def malloc(self, nbytes):
         ptr = ctypes.c_void_p()
@@ -218,25 +278,31 @@ class CudaRuntime(object):
         self.lib.cudaFree(ctypes.c_void_p(ptr))
 
     def device_name(self, index=0):
-        props = ctypes.create_string_buffer(16384)  # cudaDeviceProp starts with char name[256]
-        if self.lib.cudaGetDeviceProperties(props, index) != 0:
+        props = ctypes.create_string_buffer(16384)  # cudaDeviceProp starts with char name[256] in every CUDA
+        get = getattr(self.lib, "cudaGetDeviceProperties_v2", None) or self.lib.cudaGetDeviceProperties  # CUDA 12
+        if get(props, index) != 0:
             return None
         return props.raw[:256].split(b"\0", 1)[0].decode("utf-8", "replace") or None
 
+    def gpu(self, index=0):
+        """``{"name", "compute_capability"}`` of device ``index``; ``BuildError`` (one line) where there is none."""
+        count = ctypes.c_int(0)
+        status = self.lib.cudaGetDeviceCount(ctypes.byref(count))
+        if status != 0 or count.value <= index:
+            why = self.error(status) if status != 0 else "%d CUDA device(s)" % count.value
+            raise BuildError("no CUDA GPU is visible here (cudaGetDeviceCount: %s). %s" % (why, NO_GPU_HINT))
+        major, minor = ctypes.c_int(0), ctypes.c_int(0)
+        self.check(self.lib.cudaDeviceGetAttribute(ctypes.byref(major), CUDA_ATTR_CC_MAJOR, index),
+                   "cudaDeviceGetAttribute")
+        self.check(self.lib.cudaDeviceGetAttribute(ctypes.byref(minor), CUDA_ATTR_CC_MINOR, index),
+                   "cudaDeviceGetAttribute")
+        return {"name": self.device_name(index) or "unknown", "compute_capability": "%d.%d" % (major.value, minor.value)}
 
-def gpu_name():
-    """The CUDA device's name, else the Jetson board's model, else ``"unknown"``."""
-    try:
-        name = CudaRuntime().device_name()
-        if name:
-            return name
-    except (BuildError, OSError, AttributeError):
-        pass
-    try:
-        with open("/proc/device-tree/model", "rb") as f:
-            return f.read().strip(b"\0 \n").decode("utf-8", "replace")
-    except (IOError, OSError):
-        return "unknown"
+
+def gpu_info(index=0):
+    """The GPU engines are built for here: ``{"name", "compute_capability"}``. ``BuildError`` in one line on
+    a host without a CUDA GPU (or without libcudart), before TensorRT is asked for anything."""
+    return CudaRuntime("telling which GPU this is").gpu(index)
 
 
 def make_calibrator(trt, cache_file, batches=None, trt_version=None):
@@ -309,6 +375,25 @@ def apply_plan(trt, builder, config, steps, calibrator=None):
             config.DLA_core = value
 
 
+def load_timing_cache(config, path, trt_version):
+    """Attach the timing cache in ``path`` (empty when the file does not exist) to ``config``; returns it.
+    ``create_timing_cache`` answers ``None`` and ``set_timing_cache`` ``False`` when TensorRT cannot use a
+    cache: both are one ``BuildError`` saying what to do."""
+    data = b""
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            data = f.read()
+    cache = config.create_timing_cache(data)
+    if cache is None:
+        raise BuildError("TensorRT %s could not %s; delete %s and build again" % (
+            trt_version, "read the timing cache %s (damaged, or written by another TensorRT)" % path if data
+            else "create a timing cache", path))
+    if config.set_timing_cache(cache, False) is False:
+        raise BuildError("TensorRT %s refused the timing cache %s (written by another TensorRT version or on another "
+                         "GPU); delete it and build again" % (trt_version, path))
+    return cache
+
+
 def sha256_file(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -355,14 +440,7 @@ def build_engine(onnx_path, engine_path, precision, workspace_mib=1024, int8_mod
     if dict(steps).get("calibrator"):
         calibrator = make_calibrator(trt, calibration_cache, calibration_batches, trt.__version__)
     apply_plan(trt, builder, config, steps, calibrator)
-    cache = None
-    if timing_cache:
-        data = b""
-        if os.path.isfile(timing_cache):
-            with open(timing_cache, "rb") as f:
-                data = f.read()
-        cache = config.create_timing_cache(data)
-        config.set_timing_cache(cache, False)
+    cache = load_timing_cache(config, timing_cache, trt.__version__) if timing_cache else None
     try:
         serialized = builder.build_serialized_network(network, config)
     finally:
@@ -372,8 +450,9 @@ def build_engine(onnx_path, engine_path, precision, workspace_mib=1024, int8_mod
         raise BuildError("TensorRT %s could not build %s at %s (see its messages above; --verbose shows more)"
                          % (trt.__version__, onnx_path, precision))
     _write_atomic(engine_path, bytes(serialized))
-    if cache is not None:
-        _write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+    updated = config.get_timing_cache() if cache is not None else None
+    if updated is not None:
+        _write_atomic(timing_cache, bytes(updated.serialize()))
     return sha256_file(engine_path), trt.__version__, time.time() - start
 
 
@@ -408,7 +487,7 @@ def build_bundle_engines(bundle_dir, variants=None, force=False, verbose=False, 
     if unknown:
         raise BuildError("no variant %s in this bundle; it has %s" % (", ".join(unknown), ", ".join(known)))
     trt = import_tensorrt()
-    gpu = gpu_name()
+    gpu = gpu_info()
     records = {}
     extra = {}
     for step in plan:
@@ -416,10 +495,13 @@ def build_bundle_engines(bundle_dir, variants=None, force=False, verbose=False, 
             continue
         engine_path = os.path.join(bundle_dir, step["engine"])
         current = next((v.get("engine") for v in manifest["variants"] if v["name"] == step["variant"]), None)
-        if (not force and current and current.get("tensorrt_version") == trt.__version__
-                and os.path.isfile(engine_path) and sha256_file(engine_path) == current.get("sha256")):
-            log("%s: up to date (TensorRT %s); --force rebuilds it" % (step["engine"], trt.__version__))
+        stale = engine_staleness(current, trt.__version__, gpu,
+                                 sha256_file(engine_path) if os.path.isfile(engine_path) else None)
+        if not force and stale is None:
+            log("%s: up to date (TensorRT %s, %s); --force rebuilds it" % (step["engine"], trt.__version__, gpu["name"]))
             continue
+        if current:
+            log("%s: %s; rebuilding it" % (step["engine"], stale or "--force"))
         onnx_path = os.path.join(bundle_dir, step["onnx"])
         want = expected_sha256(manifest, step["onnx"])
         if not os.path.isfile(onnx_path) or (want and sha256_file(onnx_path) != want):
@@ -427,9 +509,10 @@ def build_bundle_engines(bundle_dir, variants=None, force=False, verbose=False, 
                              "again" % onnx_path)
         cache = os.path.join(bundle_dir, step["calibration_cache"]) if step.get("calibration_cache") else None
         timing = os.path.join(bundle_dir, step["timing_cache"]) if step.get("timing_cache") else None
-        log("building %s from %s (%s%s, TensorRT %s, %s)" % (
+        log("building %s from %s (%s%s, TensorRT %s, %s, compute capability %s)" % (
             step["engine"], step["onnx"], step["precision"],
-            ", DLA core %d" % step["dla_core"] if step.get("dla_core") is not None else "", trt.__version__, gpu))
+            ", DLA core %d" % step["dla_core"] if step.get("dla_core") is not None else "", trt.__version__,
+            gpu["name"], gpu["compute_capability"]))
         digest, version, seconds = build_engine(
             onnx_path, engine_path, step["precision"], step.get("workspace_mib", 1024), step.get("int8"), cache,
             None, step.get("dla_core"), step.get("gpu_fallback", True), timing, verbose)

@@ -1,22 +1,33 @@
 """What a TensorRT version can take: profile validation and checks of exported ONNX graphs.
 
-Facts used here (from the ONNX-TensorRT operator matrices and the TensorRT release notes):
+Facts used here (from the ONNX-TensorRT parser sources of each release, ``builtin_op_importers.cpp``,
+their operator matrices, and the TensorRT release notes):
 
-* Highest ONNX opset the parser takes: 8.0–8.4 → 13, 8.5–8.6 → 17, 9.x → 19, 10.x → 20 (10.x takes
+* Highest ONNX opset the parser takes: 8.0–8.2 → 13, 8.4–8.6 → 17, 9.x → 19, 10.x → 20 (10.x takes
   more; 20 is the most torch's exporter writes, so the limit is never the one that bites).
+* A profile may name several TensorRT versions (``[tensorrt] versions``: JetPack 4.6 ships 8.0.1 and
+  4.6.1+ ship 8.2.1, and one Nano bundle serves both): every graph is checked against each of them.
 * ``QuantizeLinear`` / ``DequantizeLinear``: signed INT8 with zero point 0 (TensorRT quantization is
   symmetric); an unsigned/asymmetric Q/DQ model (onnxruntime's CPU default) is refused by the parser.
   DQ inputs must be activations: an int32 bias DQ (onnxruntime quantizes biases by default) is
   refused ("only activation types allowed as input", onnx-tensorrt #850, onnxruntime #14229), and
   TensorRT 8.x wants weights stored in float behind a Q→DQ pair (onnxruntime ``AddQDQPairToWeight``);
   ``edgegan.calibrate.quantize_qdq`` with ``activation="int8"`` writes that form.
-* Reflect ``Pad``: TensorRT 8.2 takes it, badly (ARCHITECTURE, "Targets"); before 8.5 this project
-  requires the Slice/Concat decomposition (profile ``[export] padding = "decompose"``, bit-identical).
-* ``InstanceNormalization``: a plugin before 8.6, a normalization layer after; in FP16 its variance
-  overflows / loses precision on image generators, so FP16 and INT8 builds (INT8 engines keep
-  unquantized layers in FP16) are refused with advice: train with ``norm="bn"`` (BatchNorm folds
-  into the conv) or build fp32.
-* Operators the parser does not import at all (8.4 matrix "N" rows; fewer from 8.5 on), ops from
+* Reflect ``Pad``: the 8.0 parser takes constant zero padding only; from 8.2 it imports reflect ``Pad``
+  as an ``ISliceLayer`` in ``kREFLECT`` mode. Before 8.2 the Slice/Concat decomposition (profile
+  ``[export] padding = "decompose"``, bit-identical) is required; from 8.2 on it is an option.
+* ``InstanceNormalization``: 8.0–8.5 import it as the ``InstanceNormalization_TRT`` plugin, whose kernels
+  (8.2–8.5) compute the statistics in fp32 for fp16 tensors, so fp16 (and INT8 engines, which keep
+  unquantized layers in fp16) are fine there. 8.0's plugin and the normalization layer of 8.6+ (native
+  InstanceNorm) run in fp16, where the variance overflows / loses precision on image generators: those
+  builds are refused with advice: train with ``norm="bn"`` (BatchNorm folds into the conv) or build fp32.
+* ConvTranspose weights in a Q/DQ model: TensorRT 8.x quantizes deconvolution weights per input channel
+  (axis 0) or per tensor; it has no per-output-channel kernels, which is what onnxruntime's quantizer
+  writes (axis 1), and the engines compute wrong results (TensorRT issues 1694, 2380). The DQ axis of
+  ConvTranspose weights is checked before 10.0; ``edgegan.calibrate.quantize_qdq`` quantizes them per
+  tensor for TensorRT.
+* Operators the parser does not import at all (no importer in any release), ops imported only from a
+  given release (Shrink 8.4; Mod, OneHot, NonZero, RoiAlign, … 8.5; IsInf 8.6; Hardmax 9.2), ops from
   non-default domains (onnxruntime contrib ops), dynamic input shapes (the builder here sets no
   optimization profile) and non-float network I/O are refused — except integer inputs that only index
   (``Gather``): the class label of a conditional generator. The parser imports an INT64 input as INT32
@@ -32,8 +43,10 @@ import re
 from ..errors import TargetError
 
 MIN_VERSION = (8, 0)
-OPSET_LIMITS = (((10, 0), 20), ((9, 0), 19), ((8, 5), 17), ((8, 0), 13))
-REFLECT_PAD_OK_FROM = (8, 5)
+OPSET_LIMITS = (((10, 0), 20), ((9, 0), 19), ((8, 4), 17), ((8, 0), 13))
+REFLECT_PAD_OK_FROM = (8, 2)
+INSTANCENORM_FP32_STATS = ((8, 2), (8, 5))   # the plugin's kernels keep fp32 statistics in these releases
+PER_CHANNEL_DECONV_FROM = (10, 0)   # before: ConvTranspose weight DQ per tensor or on axis 0 only
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 NEVER_IMPORTED = frozenset([
     "BitShift", "Compress", "ConcatFromSequence", "ConvInteger", "Det", "DynamicQuantizeLinear", "MatMulInteger",
@@ -41,8 +54,10 @@ NEVER_IMPORTED = frozenset([
     "OptionalHasElement", "QLinearConv", "QLinearMatMul", "SequenceAt", "SequenceConstruct", "SequenceEmpty",
     "SequenceErase", "SequenceInsert", "SequenceLength", "SoftmaxCrossEntropyLoss", "SplitToSequence",
     "StringNormalizer", "TfIdfVectorizer", "Unique"])
-IMPORTED_FROM_8_5 = frozenset(["Hardmax", "IsInf", "MeanVarianceNormalization", "Mod", "NonZero", "OneHot",
-                               "RandomNormal", "RandomNormalLike", "Reciprocal", "RoiAlign", "Shrink"])
+# operator → the first release whose parser has an importer for it
+IMPORTED_FROM = {"Shrink": (8, 4), "MeanVarianceNormalization": (8, 5), "Mod": (8, 5), "NonZero": (8, 5),
+                 "OneHot": (8, 5), "RandomNormal": (8, 5), "RandomNormalLike": (8, 5), "RoiAlign": (8, 5),
+                 "IsInf": (8, 6), "Hardmax": (9, 2)}
 FLOAT_IO = (1, 10)  # onnx.TensorProto.FLOAT, FLOAT16
 INDEX_INPUTS = {6: "int32", 7: "int64"}  # onnx.TensorProto.INT32, INT64: class labels, as Gather indices
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -66,11 +81,26 @@ def max_opset(version):
         ".".join(str(v) for v in version), MIN_VERSION[0], MIN_VERSION[1]))
 
 
+def _label(version):
+    return "%d.%d" % tuple(version[:2])
+
+
+def profile_versions(profile):
+    """Every TensorRT version a profile's bundles are built with, as version tuples (``[tensorrt] versions``,
+    else ``version``)."""
+    trt = profile["tensorrt"]
+    return [parse_version(v) for v in trt.get("versions") or [trt["version"]]]
+
+
 def validate_tensorrt_section(profile, where):
     """Validate and default a profile's ``[tensorrt]`` table (called by ``validate_profile``).
 
-    Keys: ``version`` (required), ``workspace_mib`` (1024), ``dla_cores`` (hardware, 0),
-    ``dla`` (false), ``dla_core`` (0), ``gpu_fallback`` (true), ``timing_cache`` (true).
+    Keys: ``version`` (required: the oldest TensorRT the bundle is built with; trtexec flags and
+    calibration-cache headers follow it), ``versions`` (every TensorRT the bundle is built with, e.g.
+    ``["8.0", "8.2"]`` for JetPack 4.6 and 4.6.1+; default ``[version]``; one major version),
+    ``compute_capability`` (the target GPU's, e.g. ``"5.3"``: ``edgegan build`` builds engines itself
+    only on a host whose GPU has it), ``workspace_mib`` (1024), ``dla_cores`` (hardware, 0), ``dla``
+    (false), ``dla_core`` (0), ``gpu_fallback`` (true), ``timing_cache`` (true).
     """
     def require(cond, message):
         if not cond:
@@ -79,11 +109,24 @@ def validate_tensorrt_section(profile, where):
     trt = profile.setdefault("tensorrt", {})
     require(isinstance(trt, dict), "[tensorrt] must be a table")
     require(isinstance(trt.get("version"), str), "[tensorrt] needs a `version` string such as \"8.2\"")
+    versions = trt.setdefault("versions", [trt["version"]])
+    require(isinstance(versions, list) and versions and all(isinstance(v, str) for v in versions),
+            "[tensorrt] versions must be a list of version strings such as [\"8.0\", \"8.2\"]")
     try:
         version = parse_version(trt["version"])
-        limit = max_opset(version)
+        parsed = [parse_version(v, "[tensorrt] versions") for v in versions]
+        limit = min(max_opset(v) for v in parsed)
     except TargetError as e:
         raise TargetError("%s: %s" % (where, e))
+    require(version[:2] in [v[:2] for v in parsed] and version[:2] == min(v[:2] for v in parsed),
+            "[tensorrt] version %s must be the oldest of versions %s (trtexec flags and calibration caches "
+            "follow it)" % (trt["version"], ", ".join(versions)))
+    require(len(set(v[0] for v in parsed)) == 1, "[tensorrt] versions %s span major versions; one bundle's "
+            "trtexec lines and builder serve one major version: make a profile per major version"
+            % ", ".join(versions))
+    capability = trt.get("compute_capability")
+    require(capability is None or (isinstance(capability, str) and re.match(r"^\d+\.\d+$", capability)),
+            "[tensorrt] compute_capability must be a string such as \"7.2\", got %r" % (capability,))
     trt.setdefault("workspace_mib", 1024)
     trt.setdefault("dla_cores", 0)
     trt.setdefault("dla", False)
@@ -104,8 +147,9 @@ def validate_tensorrt_section(profile, where):
         require([p for p in profile["build"]["precisions"] if p != "fp32"],
                 "[tensorrt] dla = true needs fp16 or int8 among [build] precisions (DLA has no fp32)")
     opset = profile["export"]["opset"]
+    oldest = min(parsed, key=max_opset)
     require(opset <= limit, "[export] opset %d is above what the ONNX parser of TensorRT %s takes (<= %d); "
-            "set opset = %d" % (opset, trt["version"], limit, limit))
+            "set opset = %d" % (opset, _label(oldest) if len(parsed) > 1 else trt["version"], limit, limit))
     if "int8" in profile["build"]["precisions"]:
         activation = profile.get("calibrate", {}).get("activation", "int8")
         require(activation == "int8", "[calibrate] activation = %r: TensorRT takes only symmetric signed "
@@ -198,11 +242,53 @@ def _issue(check, message, fix):
     return {"check": check, "message": message, "fix": fix}
 
 
+def imported(op, version):
+    """Whether the ONNX parser of TensorRT ``version`` (a tuple) has an importer for ``op``."""
+    return op not in NEVER_IMPORTED and version[:2] >= IMPORTED_FROM.get(op, MIN_VERSION)
+
+
+def instancenorm_ok(version, precision):
+    """Whether TensorRT ``version`` (a tuple) runs InstanceNorm at ``precision`` with fp32 statistics."""
+    low, high = INSTANCENORM_FP32_STATS
+    return precision == "fp32" or low <= version[:2] <= high
+
+
+def deconv_weight_axis_issues(model, version):
+    """ConvTranspose weights dequantized per output channel (DQ axis != 0 on a per-channel scale), which
+    TensorRT before 10.0 computes wrongly; empty from 10.0 on."""
+    from onnx import numpy_helper
+
+    if version[:2] >= PER_CHANNEL_DECONV_FROM:
+        return []
+    consts = _constants(model)
+    producer = dict((o, n) for n in model.graph.node for o in n.output)
+    bad = []
+    for node in model.graph.node:
+        if node.op_type != "ConvTranspose" or len(node.input) < 2:
+            continue
+        dq = producer.get(node.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        scale = consts.get(dq.input[1])
+        if scale is None or numpy_helper.to_array(scale).size <= 1:
+            continue  # per tensor
+        axis = _attr(dq, "axis", 1)
+        if axis != 0:
+            bad.append("%s (axis %d)" % (node.name or node.output[0], axis))
+    if not bad:
+        return []
+    return [_issue("qdq-deconv-axis", "ConvTranspose weights quantized per output channel: %s; TensorRT %s has "
+                   "no per-output-channel deconvolution kernels and computes wrong results"
+                   % (", ".join(bad), _label(version)),
+                   "quantize ConvTranspose weights per tensor (edgegan.calibrate.quantize_qdq with "
+                   "per_tensor_ops=(\"ConvTranspose\",), as TensorRT builds do) or per input channel (axis 0)")]
+
+
 def graph_issues(model, trt_version, precision):
     """Everything in ``model`` (an ``onnx.ModelProto``) that TensorRT ``trt_version`` cannot build at
     ``precision``: a list of ``{"check", "message", "fix"}`` (empty when the graph is fine)."""
     version = parse_version(trt_version) if isinstance(trt_version, str) else tuple(trt_version)
-    label = ".".join(str(v) for v in version[:2])
+    label = _label(version)
     issues = []
     opsets = dict((o.domain, o.version) for o in model.opset_import)
     opset = max(v for d, v in opsets.items() if d in DEFAULT_DOMAINS)
@@ -222,22 +308,23 @@ def graph_issues(model, trt_version, precision):
     if foreign:
         issues.append(_issue("domain", "ops from non-standard domains: %s" % ", ".join(sorted(foreign)),
                              "export without onnxruntime-specific optimizations (no contrib ops)"))
-    unsupported = ops & NEVER_IMPORTED
-    if version[:2] < (8, 5):
-        unsupported |= ops & IMPORTED_FROM_8_5
+    unsupported = set(op for op in ops if op != "Pad:reflect" and not imported(op, version))
     if unsupported:
         issues.append(_issue("operators", "the ONNX parser of TensorRT %s does not import %s"
                              % (label, ", ".join(sorted(unsupported))),
                              "change the model, or use a profile with a newer TensorRT"))
     if "Pad:reflect" in ops:
-        issues.append(_issue("reflect-pad", "reflect Pad, which TensorRT %s handles poorly" % label,
+        issues.append(_issue("reflect-pad", "reflect Pad, which the ONNX parser of TensorRT %s does not import "
+                             "(it takes constant zero padding only; 8.2 and later import reflect Pad)" % label,
                              "set [export] padding = \"decompose\" (Slice/Concat, bit-identical), or train "
                              "with padding=\"zero\""))
-    if "InstanceNormalization" in ops and precision in ("fp16", "int8"):
-        issues.append(_issue("instancenorm-fp16", "InstanceNormalization in a %s engine: TensorRT runs it in "
-                             "fp16, where its statistics lose precision or overflow on image generators" % precision,
+    if "InstanceNormalization" in ops and not instancenorm_ok(version, precision):
+        issues.append(_issue("instancenorm-fp16", "InstanceNormalization in a %s engine: TensorRT %s runs it in "
+                             "fp16, where its statistics lose precision or overflow on image generators (8.2–8.5 "
+                             "keep them in fp32)" % (precision, label),
                              "train with norm=\"bn\" (BatchNorm folds into the conv), or build --precision fp32"))
     issues += qdq_issues(model, version)
+    issues += deconv_weight_axis_issues(model, version)
     if ops & set(QDQ_OPS) and opset < 13:
         issues.append(_issue("qdq-opset", "Q/DQ at opset %d; per-channel weight scales need opset >= 13" % opset,
                              "set [export] opset = 13 or higher"))
@@ -276,21 +363,33 @@ def index_inputs(model, trt_version):
     return found
 
 
+def profile_issues(model, profile, precision):
+    """``graph_issues`` for every TensorRT version of ``profile`` (each problem once)."""
+    issues, seen = [], set()
+    for version in profile_versions(profile):
+        for issue in graph_issues(model, version, precision):
+            if (issue["check"], issue["message"]) not in seen:
+                seen.add((issue["check"], issue["message"]))
+                issues.append(issue)
+    return issues
+
+
 def check_graph(model, profile, precision, what="the graph"):
-    """Raise a ``TargetError`` listing every problem ``graph_issues`` finds for ``profile``'s TensorRT
-    version at ``precision``; otherwise return a summary for the manifest."""
+    """Raise a ``TargetError`` listing every problem ``graph_issues`` finds for any of ``profile``'s
+    TensorRT versions at ``precision``; otherwise return a summary for the manifest."""
     trt = profile["tensorrt"]
-    issues = graph_issues(model, trt["version"], precision)
+    versions = profile_versions(profile)
+    issues = profile_issues(model, profile, precision)
     if trt.get("dla") and precision == "int8" and any(n.op_type in QDQ_OPS for n in model.graph.node):
         issues.append(_issue("dla-qdq", "a Q/DQ model for DLA: TensorRT 8.x DLA takes implicit quantization only",
                              "build the DLA engine from the fp32 ONNX with the calibration cache"))
     if issues:
         lines = ["- %s (fix: %s)" % (i["message"], i["fix"]) for i in issues]
         raise TargetError("%s cannot be built by TensorRT %s for %s at %s:\n%s" % (
-            what, trt["version"], profile["name"], precision, "\n".join(lines)))
+            what, "/".join(_label(v) for v in versions), profile["name"], precision, "\n".join(lines)))
     opsets = dict((o.domain, o.version) for o in model.opset_import)
-    summary = {"tensorrt_version": trt["version"], "opset": opsets.get("", opsets.get("ai.onnx")),
-               "max_opset": max_opset(trt["version"]),
+    summary = {"tensorrt_version": trt["version"], "tensorrt_versions": [_label(v) for v in versions],
+               "opset": opsets.get("", opsets.get("ai.onnx")), "max_opset": min(max_opset(v) for v in versions),
                "ops": sorted(set(n.op_type for n in model.graph.node)), "checked_precision": precision}
     indices = index_inputs(model, trt["version"])
     if indices:

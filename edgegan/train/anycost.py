@@ -135,11 +135,18 @@ def resolve_widths(generator, widths):
     """The widths to train (sorted, 1.0 included) and a generator that holds them.
 
     A BatchNorm generator keeps one switchable BatchNorm per trained width, so ``widths`` must be a
-    subset of its own; an InstanceNorm generator runs any width (its arch is rebuilt with them).
+    subset of its own — except for a one-width generator (full width only: imported with `edgegan import`,
+    or trained at one width), which is what Anycost starts from: it gets a BatchNorm per width, each
+    starting from the full-width BatchNorm's first channels (sorting then moves the important channels
+    there; training and the recalibration at the end give them their own statistics), and by default the
+    widths 0.25, 0.5, 0.75, 1.0. An InstanceNorm generator runs any width (its arch is rebuilt with them).
     """
+    from ..models import DEFAULT_WIDTHS
+
     own = [float(w) for w in generator.widths]
+    one_width = own == [1.0]
     if widths is None:
-        widths = own
+        widths = DEFAULT_WIDTHS if one_width else own
     widths = sorted(set(float(w) for w in widths) | {1.0})
     if any(not 0.0 < w <= 1.0 for w in widths):
         raise EdgeganError("widths must be in (0, 1], got %s" % widths)
@@ -147,18 +154,39 @@ def resolve_widths(generator, widths):
         raise EdgeganError("consistency training needs at least one width below 1.0")
     missing = [w for w in widths if w not in own]
     if missing:
-        if generator.hparams.get("norm") == "bn":
+        if generator.hparams.get("norm") == "bn" and not one_width:
             raise EdgeganError("width(s) %s have no BatchNorm of their own in this checkpoint (it has %s); "
                                "choose among those" % (", ".join("%g" % w for w in missing),
                                                        ", ".join("%g" % w for w in own)))
-        from ..models import build_model
-
-        arch = generator.arch()
-        arch["kwargs"] = dict(arch["kwargs"], widths=widths)
-        rebuilt = build_model(arch)
-        rebuilt.load_state_dict(generator.state_dict())
-        generator = rebuilt.train(generator.training)
+        generator = _with_widths(generator, widths)
     return widths, generator
+
+
+def _with_widths(generator, widths):
+    """``generator`` rebuilt to hold ``widths``: the same weights; each switchable BatchNorm gets one
+    BatchNorm per width, copied from the one it had for that channel count, else sliced from its widest."""
+    from ..models import build_model
+    from ..nn import SwitchableBatchNorm2d
+
+    arch = generator.arch()
+    arch["kwargs"] = dict(arch["kwargs"], widths=list(widths))
+    rebuilt = build_model(arch)
+    switchable = [name for name, m in generator.named_modules() if isinstance(m, SwitchableBatchNorm2d)]
+    inside = tuple(name + "." for name in switchable)
+    result = rebuilt.load_state_dict({k: v for k, v in generator.state_dict().items() if not k.startswith(inside)},
+                                     strict=False)
+    if result.unexpected_keys or any(not k.startswith(inside) for k in result.missing_keys):
+        raise EdgeganError("cannot re-build this generator with widths %s (%s)" % (
+            widths, (result.unexpected_keys or result.missing_keys)[0]))
+    with torch.no_grad():
+        for name in switchable:
+            old, new = generator.get_submodule(name), rebuilt.get_submodule(name)
+            for bn in new.bn:
+                src = old.select(bn.num_features)
+                for attr in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(bn, attr).copy_(getattr(src, attr)[:bn.num_features])
+                bn.num_batches_tracked.copy_(src.num_batches_tracked)
+    return rebuilt.train(generator.training)
 
 
 def _batchnorms(model):

@@ -11,6 +11,10 @@ binding can allocate pinned memory. tensorrt is imported lazily; Python 3.6-comp
 The backend is given a variant's artifact path. For an ONNX file it finds the engine through the
 bundle's ``manifest.json`` (the variant's ``engine`` entry that ``build_engines.py`` records), or the
 engine file the plan names if trtexec built it; a ``.engine`` / ``.plan`` path is loaded directly.
+
+Before TensorRT deserializes anything, the engine's record is compared with this device: its TensorRT
+version, and its GPU's compute capability (an engine does not load on another; a different GPU model
+with the same compute capability loads, with a warning). A host without a CUDA GPU gets one line.
 """
 
 import ctypes
@@ -18,6 +22,8 @@ import ctypes.util
 import importlib
 import json
 import os
+import sys
+import warnings
 
 import numpy as np
 
@@ -27,6 +33,7 @@ from . import Backend, register_backend
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 CUDA_BINDINGS = ("cuda-python", "pycuda", "ctypes")
 REBUILD = "run `python3 build_engines.py` (or `sh build_engines.sh`) in the bundle on this device"
+CUDA_ATTR_CC_MAJOR, CUDA_ATTR_CC_MINOR = 75, 76  # cudaDevAttrComputeCapabilityMajor / Minor
 
 
 # ---------------------------------------------------------------------------------------------- pure
@@ -123,6 +130,44 @@ def engine_version_problem(record, installed):
             % (record.get("file"), built, installed, REBUILD))
 
 
+def gpu_mismatch(recorded, here):
+    """How the GPU an engine was built on (``recorded``: ``{"name", "compute_capability"}``, or a name from
+    older manifests) differs from the GPU ``here``: ``("compute_capability", message)`` (TensorRT cannot
+    deserialize the engine), ``("name", message)`` (it loads; its tactics were timed on another GPU model),
+    or ``None``. The same rule as ``build_engines.py``'s."""
+    if not recorded:
+        return None
+    if not isinstance(recorded, dict):
+        recorded = {"name": str(recorded)}
+    built_cc, here_cc = recorded.get("compute_capability"), (here or {}).get("compute_capability")
+    if built_cc and here_cc and built_cc != here_cc:
+        return ("compute_capability", "built for %s (compute capability %s), this GPU is %s (compute capability %s)"
+                % (recorded.get("name"), built_cc, here.get("name"), here_cc))
+    if recorded.get("name") and here.get("name") and recorded["name"] != here["name"]:
+        return ("name", "built on %s, this GPU is %s" % (recorded["name"], here["name"]))
+    return None
+
+
+def engine_gpu_problem(record, here):
+    """``(error or None, warning or None)`` for running the engine of ``record`` on the GPU ``here``."""
+    mismatch = gpu_mismatch((record or {}).get("gpu"), here)
+    if mismatch is None:
+        return None, None
+    message = "the engine %s was %s" % ((record or {}).get("file"), mismatch[1])
+    if mismatch[0] == "compute_capability":
+        return "%s; engines do not move across GPUs: %s" % (message, REBUILD), None
+    return None, "%s; it runs, but its kernels were chosen on the other GPU (%s for this one)" % (message, REBUILD)
+
+
+def checked_context(engine, engine_path, trt_version):
+    """``engine.create_execution_context()``, or one ``BundleError`` when TensorRT answers ``None``."""
+    context = engine.create_execution_context()
+    if context is None:
+        raise BundleError("TensorRT %s could not create an execution context for %s (not enough GPU memory for its "
+                          "activations? close other GPU programs, or use a narrower variant)" % (trt_version, engine_path))
+    return context
+
+
 def nptype(trt, dtype):
     """numpy dtype of a ``trt.DataType``."""
     if hasattr(trt, "nptype"):
@@ -140,7 +185,9 @@ def _libcudart():
     found = ctypes.util.find_library("cudart")
     if found:
         names.append(found)
-    for root in ("/usr/local/cuda/lib64", "/usr/local/cuda/targets/aarch64-linux/lib"):
+    roots = ["/usr/local/cuda/lib64", "/usr/local/cuda/targets/aarch64-linux/lib"]
+    roots += [os.path.join(p, "nvidia", "cuda_runtime", "lib") for p in sys.path if p]  # pip's tensorrt wheels
+    for root in roots:
         if os.path.isdir(root):
             names += sorted(os.path.join(root, n) for n in os.listdir(root) if n.startswith("libcudart.so"))
     for name in names:
@@ -194,6 +241,14 @@ class CudaPython(object):
             raise EdgeganError("%s failed: %s" % (what, self.rt.cudaGetErrorString(err)[1]))
         return result[1] if isinstance(result, tuple) and len(result) > 1 else None
 
+    def gpu(self, device=0):
+        count = self._call("cudaGetDeviceCount", self.rt.cudaGetDeviceCount())
+        if int(count) <= device:
+            raise EdgeganError("no CUDA GPU %d here (%d device(s))" % (device, int(count)))
+        props = self._call("cudaGetDeviceProperties", self.rt.cudaGetDeviceProperties(device))
+        name = props.name.split(b"\0", 1)[0].decode("utf-8", "replace") if isinstance(props.name, bytes) else str(props.name)
+        return {"name": name, "compute_capability": "%d.%d" % (props.major, props.minor)}
+
     def alloc(self, nbytes):
         return int(self._call("cudaMalloc", self.rt.cudaMalloc(nbytes)))
 
@@ -237,10 +292,19 @@ class PyCuda(object):
 
     def __init__(self, device=0):
         self.cuda = importlib.import_module("pycuda.driver")
-        self.cuda.init()
+        try:
+            self.cuda.init()
+            if self.cuda.Device.count() <= device:
+                raise EdgeganError("no CUDA GPU %d here (%d device(s))" % (device, self.cuda.Device.count()))
+        except self.cuda.Error as e:
+            raise EdgeganError("CUDA does not start here (%s)" % e)
         self.context = self.cuda.Device(device).retain_primary_context()
         self.context.push()
         self._allocations = {}
+
+    def gpu(self, device=0):
+        dev = self.cuda.Device(device)
+        return {"name": dev.name(), "compute_capability": "%d.%d" % dev.compute_capability()}
 
     def alloc(self, nbytes):
         allocation = self.cuda.mem_alloc(nbytes)
@@ -297,6 +361,19 @@ class CtypesCudart(object):
     def _check(self, what, status):
         if status != 0:
             raise EdgeganError("%s failed: %s" % (what, self.lib.cudaGetErrorString(status).decode()))
+
+    def gpu(self, device=0):
+        count = ctypes.c_int(0)
+        self._check("cudaGetDeviceCount", self.lib.cudaGetDeviceCount(ctypes.byref(count)))
+        if count.value <= device:
+            raise EdgeganError("no CUDA GPU %d here (%d device(s))" % (device, count.value))
+        major, minor = ctypes.c_int(0), ctypes.c_int(0)
+        self._check("cudaDeviceGetAttribute", self.lib.cudaDeviceGetAttribute(ctypes.byref(major), CUDA_ATTR_CC_MAJOR, device))
+        self._check("cudaDeviceGetAttribute", self.lib.cudaDeviceGetAttribute(ctypes.byref(minor), CUDA_ATTR_CC_MINOR, device))
+        props = ctypes.create_string_buffer(16384)  # cudaDeviceProp starts with char name[256] in every CUDA
+        get = getattr(self.lib, "cudaGetDeviceProperties_v2", None) or self.lib.cudaGetDeviceProperties
+        name = props.raw[:256].split(b"\0", 1)[0].decode("utf-8", "replace") if get(props, device) == 0 else ""
+        return {"name": name or "unknown", "compute_capability": "%d.%d" % (major.value, minor.value)}
 
     def alloc(self, nbytes):
         ptr = ctypes.c_void_p()
@@ -382,6 +459,28 @@ class TensorRTBackend(Backend):
         problem = engine_version_problem(record, trt.__version__)
         if problem:
             raise BundleError(problem)
+        preferred = next((p for p in providers or () if p in CUDA_BINDINGS), None) or cuda
+        self.cuda_binding = choose_cuda_binding(probe_cuda_binding, preferred)
+        try:
+            self._memory = open_cuda_binding(self.cuda_binding, device)
+            self.gpu = self._memory.gpu(device)
+        except EdgeganError as e:
+            self.close()
+            raise EdgeganError("the tensorrt backend needs a CUDA GPU, and there is none usable here: %s" % e)
+        try:
+            self._load(trt, engine_path, record, pinned)
+        except BaseException:
+            self.close()
+            raise
+        self.providers = [self.cuda_binding, self.api]
+
+    def _load(self, trt, engine_path, record, pinned):
+        """Check the engine's GPU against this one, deserialize it, create its context and buffers."""
+        error, warning = engine_gpu_problem(record, self.gpu)
+        if error:
+            raise BundleError(error)
+        if warning:
+            warnings.warn(warning)
         if not _LOGGER:
             _LOGGER.append(trt.Logger(trt.Logger.WARNING))
         self.runtime = trt.Runtime(_LOGGER[0])
@@ -393,7 +492,7 @@ class TensorRTBackend(Backend):
             raise BundleError("TensorRT %s cannot load %s (built for another GPU or TensorRT version?); %s"
                               % (trt.__version__, engine_path, REBUILD))
         self.engine_path = engine_path
-        self.context = self.engine.create_execution_context()
+        self.context = checked_context(self.engine, engine_path, trt.__version__)
         self.api = choose_api(dir(self.engine), dir(self.context))
         entries = self._io_entries()
         ins, out = io_specs(entries)
@@ -402,14 +501,7 @@ class TensorRTBackend(Backend):
         self.input_shape, self.input_dtype = inp["shape"], inp["dtype"]
         self.inputs = ins if len(ins) > 1 else None
         self._input_names = [i["name"] for i in ins]
-        preferred = next((p for p in providers or () if p in CUDA_BINDINGS), None) or cuda
-        self.cuda_binding = choose_cuda_binding(probe_cuda_binding, preferred)
-        try:
-            self._allocate(ins + [out], pinned, device, [e[0] for e in entries])
-        except BaseException:
-            self.close()
-            raise
-        self.providers = [self.cuda_binding, self.api]
+        self._allocate(ins + [out], pinned, [e[0] for e in entries])
 
     @staticmethod
     def _find_engine(path):
@@ -443,8 +535,7 @@ class TensorRTBackend(Backend):
                                 tuple(engine.get_binding_shape(i)), nptype(trt, engine.get_binding_dtype(i))))
         return entries
 
-    def _allocate(self, specs, pinned, device, names):
-        self._memory = open_cuda_binding(self.cuda_binding, device)
+    def _allocate(self, specs, pinned, names):
         mem = self._memory
         self._stream = mem.stream()
         self._handle = mem.handle(self._stream)

@@ -11,8 +11,11 @@ Rails come from one of two sysfs layouts:
   without a current (the shunt-sum channel 7) are skipped.
 
 The total is the module-input rail (``POM_5V_IN`` on the Nano, ``VDD_IN`` on Xavier NX / Orin
-Nano / Orin NX); the other rails are sub-rails of it and are never summed. Boards without an
-input rail (AGX Xavier, AGX Orin) report the rails and no total.
+Nano / Orin NX); the other rails are sub-rails of it and are never summed — not even when the input
+rail cannot be read. Boards without an input rail (AGX Xavier: ``GPU``, ``CPU``, ``SOC``, ``CV``,
+``VDDRQ``, ``SYS5V``; AGX Orin: ``VDD_GPU_SOC``, ``VDD_CPU_CV``, ``VIN_SYS_5V0``, ``VDDQ_VDD2_1V8AO``)
+monitor the module's supplies separately: their total is the sum of every rail (as jetson_stats
+computes it), labelled as a sum (``sum:GPU+CPU+…``), and only when every rail was read.
 """
 
 import glob
@@ -145,14 +148,30 @@ def find_rails(root="/"):
     return rails
 
 
-def total_watts(rails_w, input_rails=INPUT_RAILS):
-    """``(watts, rail name)`` of the module-input rail among ``rails_w`` (name → W), or ``(None, None)``.
+SUM_PREFIX = "sum:"
 
-    Never a sum: the other rails are parts of the input rail."""
+
+def total_watts(rails_w, input_rails=INPUT_RAILS, rail_names=None):
+    """``(watts, label)``: the module's power from ``rails_w`` (name → W, ``None`` for a rail that could
+    not be read), or ``(None, None)``. ``rail_names``: every rail the board has (default: ``rails_w``'s).
+
+    A board with an input rail (``label`` = its name): that rail alone, never a sum (the other rails are
+    parts of it). A board without one: the sum of all its rails (``label`` = ``"sum:A+B+…"``), only when
+    every rail was read."""
+    names = list(rail_names) if rail_names is not None else list(rails_w)
     for name in input_rails:
-        if rails_w.get(name) is not None:
-            return rails_w[name], name
+        if name in names or name in rails_w:
+            return (rails_w[name], name) if rails_w.get(name) is not None else (None, None)
+    if names and all(rails_w.get(n) is not None for n in names):
+        return sum(rails_w[n] for n in names), SUM_PREFIX + "+".join(names)
     return None, None
+
+
+def watts_source(label):
+    """``PowerState.watts_source`` for a ``total_watts`` label."""
+    if not label:
+        return None
+    return label if label.startswith(SUM_PREFIX) else "rail:" + label
 
 
 # -- tegrastats ----------------------------------------------------------------------------------
@@ -162,7 +181,7 @@ _TEMP_RE = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_]*)@(-?\d+(?:\.\d+)?)C(?=\s|
 _CPU_RE = re.compile(r"CPU \[([^\]]*)\]")
 _FREQ_RE = re.compile(r"(GR3D_FREQ|EMC_FREQ) (\d+)%(?:@\[?([\d,]+)\]?)?")
 _RAM_RE = re.compile(r"RAM (\d+)/(\d+)MB")
-_NOT_RAILS = ("RAM", "SWAP", "IRAM")
+_NOT_RAILS = ("RAM", "SWAP", "IRAM", "NC")  # NC: an unconnected INA3221 channel (AGX Orin)
 
 
 def parse_tegrastats(line, input_rails=INPUT_RAILS):
@@ -170,7 +189,8 @@ def parse_tegrastats(line, input_rails=INPUT_RAILS):
     "cpu": [{"load", "mhz"} or None for an offline core], "gpu_load", "gpu_mhz", "emc_load", "ram_mb"}``.
 
     JetPack 4 prints rails as ``POM_5V_IN 2640/2640`` (mW), JetPack 5+ as ``VDD_IN 3926mW/3926mW``.
-    ``watts`` is the input rail's current value; ``None`` when the line has none.
+    ``watts`` is the input rail's current value, or on a board without one (AGX Xavier) the sum of the
+    rails' current values (``watts_rail`` = ``"sum:GPU+CPU+…"``).
     """
     rails = {}
     for match in _RAIL_RE.finditer(line):
@@ -299,15 +319,20 @@ class JetsonSource(PowerSource):
                 rails_w = dict((k, v[0] / 1e3) for k, v in last["rails_mw"].items())
                 extra["temps_c"] = last["temps_c"]
                 extra["rails_from"] = "tegrastats"
-        watts, rail = total_watts(rails_w, self.input_rails)
+        names = [r.name for r in self.rails] if self.rails and "rails_from" not in extra else list(rails_w)
+        watts, label = total_watts(rails_w, self.input_rails, names)
         if watts is None:
-            if rails_w:
-                notes.append("no input rail (%s) among %s; rails are not summed"
-                             % ("/".join(self.input_rails), ", ".join(sorted(rails_w))))
+            inputs = [n for n in self.input_rails if n in names]
+            if inputs:
+                notes.append("the input rail %s could not be read; the other rails are parts of it and are not "
+                             "summed" % inputs[0])
+            elif rails_w:
+                notes.append("no total: the rails are summed only when all of them are read (%s unreadable)"
+                             % ", ".join(sorted(set(names) - set(rails_w))))
             elif not self.rails and not self._tegrastats_exe:
                 notes.append("no INA3221 rail found")
         return PowerState(self.name, mode=mode, mode_name=mode_name, on_ac=None, watts=watts,
-                          watts_source=("rail:%s" % rail) if rail else None, rails=rails_w, notes=notes, extra=extra)
+                          watts_source=watts_source(label), rails=rails_w, notes=notes, extra=extra)
 
     def close(self):
         if self._tegrastats is not None:
