@@ -568,6 +568,11 @@ def test_unreadable_inputs_are_one_line_without_opencv_chatter(tiny_bundle, tmp_
         r = subprocess.run([sys.executable, "-m", "edgegan", "run", tiny_bundle, "--input", str(source), "--output",
                             str(tmp_path / out)], capture_output=True, text=True)
         assert r.returncode == 2 and _one_error_line(r.stderr), r.stderr
+    r = subprocess.run([sys.executable, "-m", "edgegan", "demo", "edges2shoes", "--headless", "--frames", "2",
+                        "--bundle", tiny_bundle, "--source", str(clip), "--stats", str(tmp_path / "s.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and _one_error_line(r.stderr) and "moov" not in r.stderr, r.stderr
+    assert not (tmp_path / "s.json").exists()
 
 
 def test_single_image_output_with_an_unknown_extension(tiny_bundle, tmp_path, capsys):
