@@ -1,7 +1,8 @@
 """The edges2shoes demo's pipeline: end-to-end FPS against the model's own FPS, and the time per frame that is
 not the model's, with the stages overlapped (default) or serial (``--serial``), on two cores and pinned to one.
 
-Each configuration runs ``edgegan demo edges2shoes --headless --out --stats`` in a child process (pinned with
+Each configuration runs ``edgegan demo edges2shoes --headless --out --stats`` (``--outputs none``: without
+``--out``, the frames composed as for a window but not encoded) in a child process (pinned with
 ``taskset -c 0`` for the one-core rows: a Jetson-class CPU budget) over a real video: OpenCV's ``vtest.avi``
 (768×576, Debian's ``opencv-doc``) and the same video resized to 640×480. Configurations alternate in
 ``--rounds`` rounds; each row is the median over rounds of what ``--stats`` reports:
@@ -53,6 +54,9 @@ def parse_args(argv=None):
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--no-pin", action="store_true", help="skip the one-core (taskset -c 0) rows")
+    p.add_argument("--outputs", default="mp4",
+                   help="comma-separated: mp4 (--out: frames composed and encoded) and/or none (--stats only: "
+                        "frames composed as for a window, not encoded); default mp4")
     p.add_argument("--json", default=os.path.join(HERE, "results", "demo_pipeline.json"))
     return p.parse_args(argv)
 
@@ -90,11 +94,12 @@ def make_slow_bundle(checkpoint, out):
     return out
 
 
-def run_demo(bundle, video, frames, serial, pin, tmp):
+def run_demo(bundle, video, frames, serial, pin, tmp, output="mp4"):
     stats = os.path.join(tmp, "stats.json")
     command = [sys.executable, "-m", "edgegan", "demo", "edges2shoes", "--bundle", bundle, "--source", video,
-               "--headless", "--out", os.path.join(tmp, "out.mp4"), "--stats", stats, "--frames", str(frames),
-               "--loop", "--force", "--stats-every", "0"]
+               "--headless", "--stats", stats, "--frames", str(frames), "--loop", "--force", "--stats-every", "0"]
+    if output == "mp4":
+        command += ["--out", os.path.join(tmp, "out.mp4")]
     if serial:
         command.append("--serial")
     if pin:
@@ -123,31 +128,38 @@ def main(argv=None):
         bundle = os.path.join(tmp, "packaged-cpu")
         build_bundle("cpu", out=bundle, progress=False)
     videos = [("640x480", video_640(args.video, os.path.join(tmp, "vtest640.avi"))), ("768x576", args.video)]
+    outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
+    if not outputs or any(o not in ("mp4", "none") for o in outputs):
+        raise SystemExit("--outputs takes mp4 and/or none, got %r" % args.outputs)
     configs = []
     for cores in ((2,) if args.no_pin else (2, 1)):
-        for label, video in videos:
-            for serial in (False, True):
-                configs.append(("packaged", bundle, label, video, serial, cores))
-        if args.bundle_slow:
-            for serial in (False, True):
-                configs.append(("256² w0.25", args.bundle_slow, "640x480", videos[0][1], serial, cores))
+        for output in outputs:
+            for label, video in videos:
+                for serial in (False, True):
+                    configs.append(("packaged", bundle, label, video, serial, cores, output))
+            if args.bundle_slow:
+                for serial in (False, True):
+                    configs.append(("256² w0.25", args.bundle_slow, "640x480", videos[0][1], serial, cores, output))
     samples = dict((i, []) for i in range(len(configs)))
     for r in range(args.rounds):
-        for i, (model, b, label, video, serial, cores) in enumerate(configs):
-            samples[i].append(run_demo(b, video, args.frames, serial, cores == 1, tmp))
-            print("round %d: %s %s %s %d core(s): %.1f FPS" % (r + 1, model, label, "serial" if serial else "overlap",
-                                                                cores, samples[i][-1]["fps"]), file=sys.stderr)
+        for i, (model, b, label, video, serial, cores, output) in enumerate(configs):
+            samples[i].append(run_demo(b, video, args.frames, serial, cores == 1, tmp, output))
+            print("round %d: %s %s %s %d core(s) output %s: %.1f FPS" % (
+                r + 1, model, label, "serial" if serial else "overlap", cores, output, samples[i][-1]["fps"]),
+                file=sys.stderr)
     rows = []
-    for i, (model, b, label, video, serial, cores) in enumerate(configs):
+    for i, (model, b, label, video, serial, cores, output) in enumerate(configs):
         runs = samples[i]
         med = dict((k, float(np.median([s[k] for s in runs]))) for k in
                    ("fps", "model_fps", "fps_over_model", "non_model_ms", "non_model_cpu_ms", "dropped", "load"))
         stage = dict((k, float(np.median([s["stage_ms"][k] for s in runs]))) for k in runs[0]["stage_ms"])
         med.update({"model": model, "input": label, "mode": "serial" if serial else "overlap", "cores": cores,
+                    "output": output,
                     "stage_ms": stage, "runs": runs})
         rows.append(med)
     print(format_table(rows, [
         ("model", "model", None), ("input", "input", None), ("cores", "cores", "{:d}"), ("mode", "stages", None),
+        ("output", "output", None),
         ("fps", "FPS", "{:.1f}"), ("model_fps", "model FPS", "{:.1f}"), ("fps_over_model", "FPS/model", "{:.2f}"),
         ("non_model_ms", "non-model ms", "{:.2f}"), ("non_model_cpu_ms", "non-model CPU ms", "{:.2f}"),
         ("load", "load", "{:.1f}")]))

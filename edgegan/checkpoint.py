@@ -16,6 +16,8 @@ A checkpoint is a dict of plain Python values and tensors::
 
 import os
 import pickle
+import re
+import warnings
 import zipfile
 
 import torch
@@ -57,6 +59,55 @@ def save_checkpoint(path, ckpt):
     return save_atomic(path, ckpt)
 
 
+#: where valid checkpoints come from, for error messages
+ORIGIN = "edgegan checkpoints come from `edgegan train` (or `edgegan import` for published weights)"
+
+
+def _looks_like_torch_file(path):
+    """Whether ``path`` starts as ``torch.save`` writes files: a zip archive, or a pickle (protocol 2+)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return True  # let torch's own error speak
+    return head.startswith(b"PK") or head[:1] == b"\x80"
+
+
+def _unreadable(path, e, origin=ORIGIN, what="an edgegan checkpoint"):
+    """A ``CheckpointError`` for a file ``torch.load(weights_only=True)`` refused: what the file is not and where
+    valid files come from — never torch's advice to load it with ``weights_only=False`` (which would run
+    code from an untrusted file)."""
+    text = str(e)
+    if not _looks_like_torch_file(path):
+        return CheckpointError("%s is not %s: it is neither a torch archive nor a pickle (an HTML error page or "
+                               "another kind of file?); %s" % (path, what, origin))
+    if isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        holds = "holds a Python object of type %s besides tensors and plain values" % found.group(1) if found else \
+            "is a pickle that does not hold only tensors and plain values"
+        return CheckpointError("%s is not %s: it %s, and edgegan does not run code from such files; %s"
+                               % (path, what, holds, origin))
+    if isinstance(e, zipfile.BadZipFile) or (isinstance(e, RuntimeError) and "zip" in text.lower()):
+        return CheckpointError("%s is not a complete torch archive (truncated or corrupted in transit?), so not %s "
+                               "edgegan can read; re-copy it. %s" % (path, what, origin))
+    return CheckpointError("%s is not %s: torch cannot read it (%s); %s" % (path, what, type(e).__name__, origin))
+
+
+def read_weights_only(path, origin=ORIGIN, what="an edgegan checkpoint"):
+    """``torch.load(path, weights_only=True)`` on the CPU, every failure a one-line ``CheckpointError`` saying
+    what the file is not and where valid ones come from (``origin``)."""
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise CheckpointError("%s is empty (0 bytes): not %s; %s" % (path, what, origin))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols of files it then refuses
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as e:  # a corrupt file makes the unpickler fail in many ways (KeyError, struct.error, ...)
+        raise _unreadable(path, e, origin, what)
+
+
 def load_checkpoint(path):
     """Read and validate a checkpoint with ``torch.load(weights_only=True)``."""
     if path is None:
@@ -66,15 +117,9 @@ def load_checkpoint(path):
                               "or leave out --checkpoint to use the packaged default model" % path)
     if os.path.isdir(path):
         raise CheckpointError("%s is a directory; --checkpoint takes a .pt file written by `edgegan train`" % path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError("%s is not a readable edgegan checkpoint (%s); it may be truncated or not a "
-                              "checkpoint at all — re-copy it or re-run `edgegan train`" % (path, first))
+    ckpt = read_weights_only(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError("%s is not an edgegan checkpoint (expected format %r); checkpoints come from "
-                              "`edgegan train`" % (path, FORMAT))
+        raise CheckpointError("%s is not an edgegan checkpoint (expected format %r); %s" % (path, FORMAT, ORIGIN))
     for key in ("generator", "widths", "data"):
         if key not in ckpt:
             raise CheckpointError("%s lacks %r; it was not written by `edgegan train`" % (path, key))

@@ -173,7 +173,7 @@ def test_failed_swap_restores_old(tmp_path, monkeypatch):
         real_rename(src, dst)
 
     monkeypatch.setattr(bundle_module.os, "rename", rename)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(EdgeganError, match="disk full.*the old one is restored"):
         _write(out, force=True, content=b"second")
     assert open(os.path.join(out, "a.bin"), "rb").read() == b"first"
     assert _siblings(out) == ["b"]

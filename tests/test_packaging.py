@@ -268,7 +268,7 @@ def test_device_help_lists_device_commands_and_names_the_full_package(device_ven
               if line.startswith("    ") and line.split()]
     assert listed == DEVICE_COMMANDS
     missing = [c for c in COMMANDS if c not in DEVICE_COMMANDS]
-    assert "not installed here: %s" % ", ".join(missing) in proc.stdout and "pip install edgegan" in proc.stdout
+    assert "not installed here: %s" % ", ".join(missing) in proc.stdout and "pip install -c constraints.txt -e ." in proc.stdout
     proc = _venv_run(device_venv, edgegan, "build", "--target", "cpu")
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "full edgegan package" in proc.stderr, proc.stderr

@@ -106,7 +106,8 @@ def test_build_jetson_nano_bundle(tiny_checkpoint, tmp_path):
         assert v["macs"] > 0 and v["params"] > 0
     macs = [v["macs"] for v in manifest["variants"]]
     assert macs == sorted(macs)
-    assert manifest["variants"][1]["quality"] == {"psnr": 12.5}
+    quality = manifest["variants"][1]["quality"]  # its data set is not here: the checkpoint's, and said so
+    assert quality["psnr"] == 12.5 and "not this artifact" in quality["measured_on"]
     steps = manifest["device_steps"]["engines"]
     assert steps[0]["trtexec"] == ("trtexec --onnx=w0.25.onnx --saveEngine=w0.25.fp16.engine --fp16 --workspace=1024 "
                                    "--timingCacheFile=tensorrt.timing.cache --buildOnly")
@@ -173,7 +174,7 @@ def test_cli_corrupt_checkpoint(tmp_path):
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"PK\x03\x04 this is not a checkpoint")
     r = _cli("build", "--target", "cpu", "--checkpoint", str(bad), "--out", str(tmp_path / "x"))
-    assert r.returncode == 2 and "not a readable edgegan checkpoint" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "not a complete torch archive" in r.stderr and "Traceback" not in r.stderr
     assert not os.path.exists(str(tmp_path / "x"))
 
 

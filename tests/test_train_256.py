@@ -205,7 +205,7 @@ def test_fid_inception_has_pytorch_fid_structure(fid_weights, tmp_path):
         load_fid_inception(other)
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"<html>not found</html>")
-    with pytest.raises(EdgeganError, match="cannot read"):
+    with pytest.raises(EdgeganError, match="garbage.pth is not Inception-v3 weights: it is neither a torch archive nor a pickle"):
         load_fid_inception(str(garbage))
 
 

@@ -12,12 +12,16 @@ with one line naming the package that adds it.
 """
 
 import argparse
+import errno
 import importlib
 import importlib.util
+import signal
 import sys
+import warnings
 
 from .. import __version__
-from ..errors import EdgeganError
+from ..errors import EdgeganError, EdgeganWarning, install_hint
+from ._common import OneLineParser
 
 COMMANDS = ["build", "bench", "run", "train", "targets", "demo", "profile", "search", "eval", "import", "data"]
 # a command whose word is a Python keyword lives in a module with a trailing underscore
@@ -26,8 +30,7 @@ MODULES = {"import": "import_"}
 # command of COMMANDS comes with the full toolkit.
 DEVICE_COMMANDS = ["bench", "run", "demo", "profile"]
 FULL_PACKAGE = "edgegan"
-FULL_INSTALL = ("the development toolkit: pip install edgegan (Python >= 3.9, with torch), "
-                "or pip install -e . in a checkout")
+FULL_INSTALL = "the development toolkit (Python >= 3.9, with torch): " + install_hint()
 
 EPILOG = """examples:
   edgegan build --target jetson-nano            # packaged default model → ./edgegan-jetson-nano/
@@ -73,7 +76,7 @@ def _epilog(missing):
 
 def build_parser():
     missing = missing_commands()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="edgegan", description="Train width-switchable generators, compile them per device, run them.",
         epilog=_epilog(missing), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="edgegan " + __version__)
@@ -82,6 +85,52 @@ def build_parser():
         if name not in missing:
             importlib.import_module(command_module(name)).register(sub)
     return parser
+
+
+#: errors of the file system a user can fix (a read-only, full or missing place): one line, exit 2
+USER_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR,
+                  errno.ENAMETOOLONG, errno.ENOENT, errno.EEXIST, errno.ELOOP, errno.EXDEV, errno.EBUSY)
+
+
+def os_error_message(e):
+    """One line for an ``OSError`` of the file system: the path(s) and what the system said."""
+    paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+    return "%s%s; check the path, its permissions (or immutable attribute) and free space" % (
+        "%s: " % paths if paths else "", e.strerror or e)
+
+
+def _show_warning(prog):
+    """``warnings.showwarning`` that prints an ``EdgeganWarning`` as one line; others as Python does."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, EdgeganWarning):
+            print("%s: warning: %s" % (prog, message), file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+    return show
+
+
+class _sigterm_as_interrupt(object):
+    """While a command runs, SIGTERM (``kill``, a service stop) unwinds like Ctrl-C, so that temporary outputs
+    are removed and nothing half-written is left; the previous handler comes back afterwards."""
+
+    def __enter__(self):
+        self.previous = None
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+        except ValueError:  # not the main thread
+            pass
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
 
 
 def _command_word(argv):
@@ -99,14 +148,23 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return args.func(args) or 0
-    except EdgeganError as e:
-        print("edgegan %s: error: %s" % (args.command, e), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("edgegan %s: interrupted" % args.command, file=sys.stderr)
-        return 130
+    prog = "edgegan %s" % args.command
+    with warnings.catch_warnings(), _sigterm_as_interrupt():
+        warnings.simplefilter("once", EdgeganWarning)
+        warnings.showwarning = _show_warning(prog)
+        try:
+            return args.func(args) or 0
+        except EdgeganError as e:
+            print("%s: error: %s" % (prog, e), file=sys.stderr)
+            return 2
+        except OSError as e:
+            if e.errno not in USER_OS_ERRORS:
+                raise
+            print("%s: error: %s" % (prog, os_error_message(e)), file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("%s: interrupted" % prog, file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

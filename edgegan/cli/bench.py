@@ -31,9 +31,14 @@ The switch cost is the set_variant call alone; the first inference after it is r
 """
 
 COLUMNS = [("variant", "variant", None), ("width", "width", "{:g}"), ("mmacs", "MMACs", "{:.2f}"),
-           ("fps", "FPS", "{:.1f}"), ("mean_ms", "mean ms", "{:.3f}"), ("median_ms", "median ms", "{:.3f}"),
-           ("p90_ms", "p90 ms", "{:.3f}"), ("p99_ms", "p99 ms", "{:.3f}"), ("cv_pct", "CV %", "{:.1f}"),
-           ("parity_psnr_db", "parity dB", "{:.1f}")]
+           ("ran_as", "ran as", None), ("fps", "FPS", "{:.1f}"), ("mean_ms", "mean ms", "{:.3f}"),
+           ("median_ms", "median ms", "{:.3f}"), ("p90_ms", "p90 ms", "{:.3f}"), ("p99_ms", "p99 ms", "{:.3f}"),
+           ("cv_pct", "CV %", "{:.1f}"), ("stability", "", None), ("parity_psnr_db", "parity dB", "{:.1f}"),
+           ("parity_as", "parity measured as", None)]
+#: a coefficient of variation of the per-run latency above this marks the measurement unstable
+UNSTABLE_CV = 0.20
+#: backends whose intra-op thread count ``bench`` chooses by measurement when --threads is not given
+THREADED_BACKENDS = ("onnxruntime", "tflite", "torch")
 
 
 def register(sub):
@@ -52,7 +57,9 @@ def register(sub):
                         "FPS of the first and last --window-s seconds; a drop below 90%% is flagged as throttling")
     p.add_argument("--window-s", type=float, default=60.0, metavar="S",
                    help="sustained mode: first/last window (default 60 s)")
-    p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: the backend's)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="intra-op threads (default: measured: one thread or the backend's default, whichever is "
+                        "faster in a short probe of the default variant; the choice is printed)")
     p.add_argument("--backend", metavar="NAME", help="inference backend (default: the bundle's)")
     p.add_argument("--compare", nargs="+", metavar="BUNDLE",
                    help="more bundles to measure side by side with BUNDLE: one table of target/precision x size, "
@@ -91,12 +98,97 @@ def _check_protocol(args):
 
 
 def _progress(items, desc):
-    """``items`` with a tqdm bar on stderr when tqdm is installed and stderr is a terminal."""
+    """``items`` with a tqdm bar on stderr when tqdm is installed and stderr is a terminal (each item takes
+    seconds: warm-up, then the timed runs), the variant being measured in its postfix."""
     try:
         from tqdm import tqdm
     except ImportError:
         return items
-    return tqdm(items, desc=desc, unit="variant", file=sys.stderr, disable=None, leave=False)
+    bar = tqdm(items, desc=desc, unit="variant", file=sys.stderr, disable=None, leave=False)
+    return _named(bar) if not bar.disable else items
+
+
+def _named(bar):
+    for item in bar:
+        bar.set_postfix_str(str(getattr(item, "path", item)), refresh=True)
+        yield item
+
+
+def ran_as(variant, backend_name):
+    """What runs here for a manifest variant: its precision as measured (a TensorRT fp16 variant runs as fp32
+    ONNX until its engine is built) and the backend."""
+    return "%s, %s" % (_ran_precision(variant), backend_name)
+
+
+def parity_measured_as(variant):
+    """The precision and backend the manifest's parity figure was measured in."""
+    parity = variant.get("parity") or {}
+    if parity.get("psnr_db") is None:
+        return "not measured" + (": " + parity["why"].split(";")[0] if parity.get("why") else "")
+    return "%s, %s" % (parity.get("measured_precision") or variant.get("precision"),
+                       (parity.get("backend") or "?").split(" (")[0])
+
+
+def choose_threads(bundle, backend_name, providers=None, rounds=4, runs=15, round_s=0.4):
+    """``(threads, how)``: the intra-op thread count for a CPU backend, by measurement.
+
+    The default variant runs under the backend's default thread count and under one thread, alternately
+    (``rounds`` rounds of up to ``runs`` runs or ``round_s`` seconds each, after a warm-up); the faster median
+    wins, the default unless one thread is at least 10 % faster. On a loaded machine the default (one thread
+    per core, spinning) can be several times slower than one thread. ``threads`` is ``None`` for the
+    backend's default; ``how`` says what was measured."""
+    import time
+
+    import numpy as np
+
+    from ..runtime.backends import get_backend
+
+    if backend_name not in THREADED_BACKENDS or providers:
+        return None, "the backend's default (%s schedules its own threads)" % backend_name
+    cls = get_backend(backend_name)
+    variant = bundle.default_variant
+    x = sample_inputs(bundle)
+    candidates = {"default": cls(bundle.artifact_path(variant), threads=None, layout=bundle.input["layout"]),
+                  "1": cls(bundle.artifact_path(variant), threads=1, layout=bundle.input["layout"])}
+    medians = dict((k, []) for k in candidates)
+    try:
+        for backend in candidates.values():
+            for _ in range(5):
+                backend.run(x)
+        for _ in range(rounds):
+            for key, backend in candidates.items():
+                times, start = [], time.perf_counter()
+                while len(times) < runs and time.perf_counter() - start < round_s:
+                    t0 = time.perf_counter()
+                    backend.run(x)
+                    times.append(time.perf_counter() - t0)
+                medians[key].append(float(np.median(times)))
+    finally:
+        for backend in candidates.values():
+            backend.close()
+    default_ms = 1e3 * float(np.median(medians["default"]))
+    one_ms = 1e3 * float(np.median(medians["1"]))
+    probe = "probe of %s: median %.3f ms with 1 thread, %.3f ms with %s's default" % (
+        variant["name"], one_ms, default_ms, backend_name)
+    if one_ms < 0.9 * default_ms:
+        return 1, "1 (chosen: %s; pass --threads N to set it)" % probe
+    return None, "%s's default (chosen: %s; pass --threads N to set it)" % (backend_name, probe)
+
+
+def flag_unstable(rows):
+    """Mark rows whose latency CV exceeds ``UNSTABLE_CV`` (``row["unstable"]``) and warn once about them."""
+    from ..errors import warn
+
+    unstable = []
+    for row in rows:
+        row["unstable"] = bool(row.get("cv") is not None and row["cv"] > UNSTABLE_CV)
+        if row["unstable"]:
+            unstable.append("%s %.0f %%" % (row["variant"], 100.0 * row["cv"]))
+    if unstable:
+        warn("unstable measurement: latency CV %s (above %.0f %%): the machine is busy, throttling or switching "
+             "clocks; close other work, raise --runs / --warmup-s, or compare ratios within one run"
+             % (", ".join(unstable), 100.0 * UNSTABLE_CV))
+    return unstable
 
 
 def sample_input(spec, seed=0):
@@ -135,7 +227,8 @@ def bench(runtime, variants, warmup, warmup_s, runs, sustained_s=None, window_s=
         info = runtime.variant_info
         row = {"variant": name, "width": info.get("width"), "macs": info.get("macs"),
                "macs_convention": macs_convention(info), "params": info.get("params"),
-               "precision": info.get("precision"), "parity_psnr_db": (info.get("parity") or {}).get("psnr_db")}
+               "precision": info.get("precision"), "ran_as": ran_as(info, runtime.backend_name),
+               "parity_psnr_db": (info.get("parity") or {}).get("psnr_db"), "parity_as": parity_measured_as(info)}
         if sustained_s:
             row.update(measure_sustained(lambda: runtime(x), duration_s=sustained_s, window_s=window_s, warmup=warmup,
                                          warmup_s=warmup_s, sync=runtime.sync, probe=_probe))
@@ -182,13 +275,13 @@ def write_latency_table(path, runtime, rows, result, force=False):
 
 
 def _print_report(result):
-    rows = [dict(r, mmacs=None if r["macs"] is None else r["macs"] / 1e6, cv_pct=100.0 * r["cv"])
-            for r in result["results"]]
+    rows = [dict(r, mmacs=None if r["macs"] is None else r["macs"] / 1e6, cv_pct=100.0 * r["cv"],
+                 stability="UNSTABLE" if r.get("unstable") else "") for r in result["results"]]
     p = result["protocol"]
     print("bundle %s (target %s), backend %s%s, threads %s" % (
         result["bundle"], result["target"], result["backend"],
         " [%s]" % ", ".join(result["providers"]) if result["providers"] else "",
-        result["threads"] or "default"))
+        result.get("threads_choice") or result["threads"] or "default"))
     print("batch 1, warm-up >= %d runs and >= %g s per variant, %d timed runs\n"
           % (p["warmup"], p["warmup_s"], p["runs"]))
     print(format_table(rows, COLUMNS))
@@ -239,8 +332,10 @@ def compare(paths, variant_names, warmup, warmup_s, runs, threads):
     from ..runtime.fps import measure
 
     rows = []
-    for path in _progress(paths, "compare"):
-        bundle = load_bundle(path)
+    bundles = [load_bundle(path) for path in paths]  # every bundle checked before any measurement
+    for bundle in bundles:
+        [bundle.variant(n) for n in (variant_names or [None])]
+    for bundle in _progress(bundles, "compare"):
         names = [bundle.variant(n)["name"] for n in (variant_names or [None])]
         base = {"bundle": bundle.path, "target": bundle.manifest.get("target")}
         try:
@@ -272,6 +367,19 @@ SWITCH_COLUMNS = [("t_s", "t s", "{:.2f}"), ("frame", "frame", None), ("from", "
                   ("why", "why", None)]
 
 
+def _note_missing_power_file(spec):
+    """Say once on stderr when ``--power-source file:PATH`` names a file that does not exist (yet): the policy
+    keeps its default until a script writes it."""
+    import os
+
+    from ..errors import warn
+
+    kind, _, path = (spec or "").partition(":")
+    if kind.strip().lower() == "file" and path and not os.path.exists(path):
+        warn("power file %s does not exist (yet): the policy keeps its default variant until a script writes the "
+             "file (e.g. echo 1 > %s)" % (path, path))
+
+
 def live(args, providers):
     """``--policy``: frames through the runtime while a ``PolicyMonitor`` switches variants from a power source."""
     import time
@@ -284,6 +392,7 @@ def live(args, providers):
     if args.duration <= 0 or args.interval <= 0:
         raise EdgeganError("--duration and --interval must be positive")
     source = detect_source(args.power_source)
+    _note_missing_power_file(args.power_source)
     try:
         with Runtime(args.bundle, backend=args.backend, threads=args.threads, providers=providers) as rt:
             policy = Policy.from_bundle(rt, target_fps=args.target_fps)
@@ -347,6 +456,7 @@ def run(args):
     if args.compare:
         rows = compare([args.bundle] + args.compare, args.variant, args.warmup, args.warmup_s, args.runs,
                        args.threads)
+        flag_unstable([r for r in rows if "cv" in r])
         result = {"protocol": {"batch": 1, "warmup": args.warmup, "warmup_s": args.warmup_s, "runs": args.runs},
                   "threads": args.threads, "results": rows, "environment": environment(threads=args.threads)}
         if args.json:
@@ -354,18 +464,32 @@ def run(args):
         else:
             print(format_table(rows, COMPARE_COLUMNS))
         return 0
-    with Runtime(args.bundle, backend=args.backend, threads=args.threads, providers=providers) as rt:
+    from ..runtime import load_bundle
+    from ..runtime.backends import get_backend
+    from ._common import status
+
+    bundle = load_bundle(args.bundle)
+    for name in args.variant or []:
+        bundle.variant(name)  # an unknown variant is refused before any measurement
+    get_backend(args.backend or bundle.manifest["backend"])  # and an unknown or missing backend
+    threads, threads_choice = args.threads, "%s (--threads)" % args.threads if args.threads else None
+    if threads is None:
+        status("bench: choosing the thread count (a short probe of 1 thread vs the backend's default)...")
+        threads, threads_choice = choose_threads(bundle, args.backend or bundle.manifest["backend"], providers)
+    with Runtime(bundle, backend=args.backend, threads=threads, providers=providers) as rt:
         variants = []
         for name in args.variant or rt.variants:
             resolved = rt.bundle.variant(name)["name"]
             if resolved not in variants:
                 variants.append(resolved)
         rows, switches = bench(rt, variants, args.warmup, args.warmup_s, args.runs, args.sustained, args.window_s)
+        flag_unstable(rows)
         result = {"bundle": rt.bundle.path, "target": rt.manifest.get("target"), "backend": rt.backend_name,
-                  "providers": getattr(rt.backend, "providers", None), "threads": args.threads,
+                  "providers": getattr(rt.backend, "providers", None), "threads": threads,
+                  "threads_choice": threads_choice,
                   "protocol": {"batch": 1, "warmup": args.warmup, "warmup_s": args.warmup_s, "runs": args.runs},
                   "results": rows, "switch": switches,
-                  "environment": environment(threads=args.threads, backends=[rt.backend_name])}
+                  "environment": environment(threads=threads, backends=[rt.backend_name])}
         if args.sustained:
             result["protocol"].update({"sustained_s": args.sustained, "window_s": args.window_s})
         if args.latency_table:

@@ -12,7 +12,7 @@ Inception-v3 file; torchvision needed) also FID proper.
 import argparse
 import sys
 
-from ._common import emit_json, format_table, standalone_main
+from ._common import emit_json, format_table, standalone_main, status
 
 EPILOG = """examples:
   edgegan eval runs/slimgan_fmnist.pt                       # FD-FMNIST / IS-FMNIST per width, mIC
@@ -46,6 +46,11 @@ def add_arguments(p):
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def _say(text):
+    """A progress line on a terminal's stderr (each phase of the evaluation takes seconds)."""
+    status("eval: %s" % text)
+
+
 def evaluate_checkpoint(args):
     import torch
 
@@ -67,11 +72,15 @@ def evaluate_checkpoint(args):
                            if generator.n_classes else (z,))
         recalibrate_bn(generator, batches)
     classifier, _ = load_classifier(args.classifier)
+    _say("loading the Fashion-MNIST test images")
     real, _ = load_fmnist("test", args.data_root, limit=args.images)
+    _say("generating %d images per width (%s) and scoring them with the classifier"
+         % (min(args.images, len(real)), ", ".join("%g" % w for w in generator.widths)))
     result = evaluate_gan(generator, real, n=min(args.images, len(real)), classifier=classifier, seed=args.seed)
     if args.fid_weights:
         from ..train.gan_metrics import fid_from_features, inception_pool_features, load_fid_inception
 
+        _say("FID with the Inception-v3 weights %s, per width" % args.fid_weights)
         net = load_fid_inception(args.fid_weights)
         samples = sample_widths(generator, min(args.images, len(real)), seed=args.seed)
         for w, images in samples.items():
@@ -95,6 +104,7 @@ def evaluate_paired(args, generator, ckpt):
         raise EdgeganError("%s does not record where its data set is; pass --data fmnist-shoes or --data DIR"
                            % args.checkpoint)
     size = int(ckpt["data"]["size"])
+    _say("loading held-out pairs of %s%s" % (data, " (computing Canny edge maps)" if data == "fmnist-shoes" else ""))
     _, test_set = load_pair(data, size=size, root=args.data_root, test_limit=args.images,
                             direction=ckpt["data"].get("direction") or "AtoB")
     require_paired(test_set, "edgegan eval", data)
@@ -102,12 +112,14 @@ def evaluate_paired(args, generator, ckpt):
         raise EdgeganError("--data %s has %d-channel inputs; %s takes %d" % (
             data, test_set.describe()["in_channels"], args.checkpoint, ckpt["data"]["in_channels"]))
     widths = [float(w) for w in ckpt["widths"]]
-    result = {"widths": evaluate_widths(generator, test_set, widths), "data": data, "images": len(test_set)}
+    result = {"widths": evaluate_widths(generator, test_set, widths, progress=None), "data": data,
+              "images": len(test_set)}
     inputs = torch.stack([test_set[i][0] for i in range(len(test_set))])
     targets = torch.stack([test_set[i][1] for i in range(len(test_set))])
     outputs = {}
     from ..nn import at_width
 
+    _say("generating %d outputs per width for FD-FMNIST and mIC" % len(inputs))
     with torch.no_grad():
         for w in widths:
             with at_width(generator, w):
@@ -117,6 +129,7 @@ def evaluate_paired(args, generator, ckpt):
         from ..train.gan_metrics import classifier_outputs, fd_fmnist, mic
 
         classifier, _ = load_classifier(args.classifier)
+        _say("classifier features of the real targets and of every width")
         real_feats, _ = classifier_outputs(targets, classifier)
         feats = {}
         for w in widths:
@@ -126,6 +139,7 @@ def evaluate_paired(args, generator, ckpt):
     if args.fid_weights:  # Inception features of the held-out targets and of each width's outputs
         from ..train.gan_metrics import fid_widths
 
+        _say("FID with the Inception-v3 weights %s, per width" % args.fid_weights)
         for w, fid in fid_widths(generator, test_set, widths, args.fid_weights).items():
             result["widths"][width_key(w)]["fid"] = fid
     result["checkpoint"] = args.checkpoint

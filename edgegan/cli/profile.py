@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from ..errors import EdgeganError
+from ..errors import EdgeganError, warn
 from ._common import emit_json, format_table
 
 EPILOG = """examples:
@@ -98,6 +98,16 @@ def _check(args):
         raise EdgeganError("--target-fps must be positive")
     if args.emulate_threads and any(n < 1 for n in args.emulate_threads):
         raise EdgeganError("--emulate-threads budgets must be at least 1")
+    if args.emulate_threads:
+        from ..profile.sweep import _usable_cpus
+
+        usable = len(_usable_cpus())
+        over = [n for n in args.emulate_threads if n > usable]
+        if over:
+            warn("--emulate-threads %s: this machine lets the process use %d CPU%s, so a budget of %s threads "
+                 "oversubscribes them and emulates no real mode (it runs like %d); use budgets of 1..%d"
+                 % (",".join(str(n) for n in args.emulate_threads), usable, "" if usable == 1 else "s",
+                    ", ".join(str(n) for n in over), usable, usable))
 
 
 def _print_report(result, out_dir):
@@ -130,7 +140,7 @@ def _print_report(result, out_dir):
 
 def run(args):
     from ..profile import plan_modes, sweep, write_fps_table, write_outputs
-    from ..runtime.bundle import load_bundle
+    from ..runtime.bundle import check_writable, load_bundle
     from ..runtime.power import detect_source
 
     _check(args)
@@ -138,8 +148,11 @@ def run(args):
     out_dir = args.out or "profile-%s" % os.path.basename(os.path.abspath(bundle.path))
     if os.path.lexists(out_dir) and not args.force:
         raise EdgeganError("%s already exists; pass --force to replace it, or choose another --out" % out_dir)
+    check_writable(out_dir, "--out")
     if args.write_table and bundle.manifest.get("fps_table") and not args.force:
         raise EdgeganError("%s already holds an FPS table; pass --force to replace it" % bundle.path)
+    if args.write_table:
+        check_writable(os.path.join(bundle.path, "manifest.json"), "--write-table into")
     source = detect_source(args.power_source)
     providers = [s for s in args.providers.split(",") if s] if args.providers else None
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))

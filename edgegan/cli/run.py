@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from ..errors import EdgeganError
+from ..errors import EdgeganError, warn
 from ._common import check_output_path, emit_json
 
 EPILOG = """examples:
@@ -73,6 +73,25 @@ def edge_parameters(bundle):
         raise EdgeganError("%s uses edge method %r; edgegan run computes only canny edges"
                            % (bundle.path, edges["method"]))
     return edges
+
+
+#: frames of an input checked for looking like an edge map (when the model takes edges and --edges is not given)
+EDGE_CHECK_FRAMES = 16
+
+
+def _check_edge_map(frame, name, checked, invert=True):
+    """Warn (once) when a frame given to an edges → image model does not look like an edge map: a photo passed
+    without ``--edges``. Returns how many frames are checked, ``EDGE_CHECK_FRAMES`` after a warning."""
+    from ..runtime.edges import background_fraction, binary_fraction, looks_like_edge_map
+
+    if looks_like_edge_map(frame, invert):
+        return checked + 1
+    warn("%s does not look like an edge map (%.0f%% of its pixels are near black or white and %.0f%% %s; an edge "
+         "map is almost all black and white, mostly %s): this model translates edge maps. If it is a photo, add "
+         "--edges to compute its edges first" % (name, 100.0 * binary_fraction(frame),
+                                                 100.0 * background_fraction(frame, invert),
+                                                 "white" if invert else "black", "white" if invert else "black"))
+    return EDGE_CHECK_FRAMES
 
 
 def _progress(source):
@@ -170,7 +189,11 @@ def run(args):
         model_s = 0.0
         start = time.perf_counter()
         with FrameWriter(args.output, kind, force=args.force, fps=source.fps) as writer:
+            checked = 0
             for name, frame in _progress(source):
+                if not edges and checked < EDGE_CHECK_FRAMES and rt.bundle.input.get("content") == "edges":
+                    checked = _check_edge_map(frame, name, checked,
+                                              (rt.bundle.input.get("edges") or {}).get("invert", True))
                 shown = resize(frame, height, width)
                 if edges:
                     shown = edges_from_image(shown, edges["low"], edges["high"], edges.get("blur", 0),

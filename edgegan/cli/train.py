@@ -7,7 +7,7 @@ Torch and the training code are imported inside the handlers.
 
 import argparse
 
-from ._common import check_output_path, emit_json, format_table
+from ._common import check_output_path, emit_json, format_table, status
 from ._training import run_training
 
 SLIMMABLE_EPILOG = """examples:
@@ -57,6 +57,17 @@ def _widths(text):
     return tuple(widths)
 
 
+def _size(text):
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected an image side in pixels such as 32, got %r" % text)
+    if size < 8 or size % 4:
+        raise argparse.ArgumentTypeError("the image side must be a multiple of 4 and at least 8 (the generator "
+                                         "halves it twice), got %d" % size)
+    return size
+
+
 def add_data_arguments(parser, from_teacher=False):
     """``--data``, ``--data-root``, ``--direction``, ``--size``; ``from_teacher``: --size and --direction default
     to the teacher checkpoint's data (the recipe resolves ``None``)."""
@@ -69,8 +80,9 @@ def add_data_arguments(parser, from_teacher=False):
     g.add_argument("--direction", choices=("AtoB", "BtoA"), default=None if from_teacher else "AtoB",
                    help="aligned folders: which half is the input (default: %s)"
                         % ("the teacher's, else AtoB" if from_teacher else "AtoB"))
-    g.add_argument("--size", type=int, default=None if from_teacher else 32,
-                   help="image side in pixels (default: %s)" % ("the teacher's" if from_teacher else "32"))
+    g.add_argument("--size", type=_size, default=None if from_teacher else 32,
+                   help="image side in pixels, a multiple of 4 (default: %s)"
+                        % ("the teacher's" if from_teacher else "32"))
 
 
 def add_generator_arguments(parser):
@@ -209,6 +221,14 @@ def _configure_threads(args):
         torch.set_num_threads(args.threads)
 
 
+def _say_loading(args, name=None):
+    """A line on stderr before the data set loads (Fashion-MNIST edge maps take seconds to compute)."""
+    name = name or args.data
+    if not getattr(args, "json", False):
+        status("loading %s (held-out pairs too%s)..." % (
+            name, ", computing Canny edge maps" if name == "fmnist-shoes" else ""))
+
+
 def run_slimmable(args):
     return run_training(args, _run_slimmable)
 
@@ -234,6 +254,7 @@ def _run_slimmable(args):
     from ..train.precision import Precision
 
     Precision(args.amp, resolve_device(args.device))  # a clear error for --amp fp16 on the CPU, before loading data
+    _say_loading(args)
     train_set, test_set = load_pair(args.data, size=args.size, root=args.data_root, direction=args.direction,
                                     augment=not args.no_augment)
     require_paired(train_set, "edgegan train slimmable", args.data)
@@ -445,7 +466,7 @@ def _evaluate_into(ckpt, test_set, args):
     gen = gen.to(args.device).eval()
     n = min(len(test_set), args.eval_images) if args.eval_images else len(test_set)
     ckpt["metrics"] = evaluate_widths(gen, Subset(test_set, range(n)), [float(w) for w in ckpt["widths"]],
-                                      device=args.device)
+                                      device=args.device, progress=not getattr(args, "json", False))
     ckpt["train"]["test_images"] = n
 
 
@@ -475,6 +496,7 @@ def run_supernet(args):
     from ..errors import EdgeganError
 
     teacher, tckpt, teacher_d = _load_teacher(args)
+    _say_loading(args)
     train_set, test_set = _load_teacher_data(args, tckpt)
     require_paired(train_set, "edgegan train supernet", args.data)
     _check_data(tckpt, train_set, args)
@@ -559,6 +581,7 @@ def run_ppcd(args):
     resolve_device(args.device)
     teacher, tckpt, teacher_d = _load_teacher(args)
     init = load_generator(args.init)[0] if args.init else None
+    _say_loading(args)
     train_set, test_set = _load_teacher_data(args, tckpt)
     require_paired(train_set, "edgegan train ppcd", args.data)
     _check_data(tckpt, train_set, args)
@@ -664,6 +687,7 @@ def run_anycost(args):
         raise EdgeganError("%s was imported (%s %s) and carries no training data; pass its data set with --data DIR "
                            "(a pix2pix aligned folder, e.g. datasets/edges2shoes)"
                            % (args.init, ickpt["import"].get("format"), ickpt["import"].get("netG")))
+    _say_loading(args, name)
     train_set, test_set = load_pair(name, size=int(data["size"]), root=args.data_root,
                                     direction=args.direction or data.get("direction") or "AtoB",
                                     channels=data.get("in_channels"))

@@ -3,12 +3,11 @@
 
 import os
 
-import cv2
 from torch.utils.data import Dataset
 
 from ..errors import DatasetError
 from .augment import jitter_flip, split_key
-from .images import IMAGE_EXTENSIONS, fit_square, image_files, side_spec, to_tensor
+from .images import IMAGE_EXTENSIONS, fit_square, image_files, is_grey_file, read_image, side_spec, to_tensor
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -50,22 +49,8 @@ class AlignedFolder(Dataset):
             self.files = self.files[:int(limit)]
         self.root, self.split, self.direction, self.size = root, split, direction, int(size)
         self.augment = bool(augment)
-        self.grey = self._is_grey(self.files[0]) if grey is None else bool(grey)
+        self.grey = is_grey_file(self.files[0]) if grey is None else bool(grey)
         self.channels = 1 if self.grey else 3
-
-    def _is_grey(self, path):
-        image = self._read(path, cv2.IMREAD_UNCHANGED)
-        if image.ndim == 2:
-            return True
-        colour = image[:, :, :3]
-        return bool((colour == colour[:, :, :1]).all())
-
-    @staticmethod
-    def _read(path, flags):
-        image = cv2.imread(path, flags)
-        if image is None:
-            raise DatasetError("cannot decode %s as an image" % path)
-        return image
 
     def __len__(self):
         return len(self.files)
@@ -73,10 +58,7 @@ class AlignedFolder(Dataset):
     def __getitem__(self, key):
         index, seed = split_key(key)
         path = self.files[index]
-        if self.grey:
-            image = self._read(path, cv2.IMREAD_GRAYSCALE)
-        else:
-            image = cv2.cvtColor(self._read(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        image = read_image(path, self.grey)
         width = image.shape[1]
         if width % 2:
             raise DatasetError("%s is %d pixels wide; an aligned A|B image has an even width (two halves)"

@@ -51,3 +51,26 @@ def fit_square(image, size, pad_to=None):
 def image_files(folder):
     return sorted(os.path.join(folder, f) for f in os.listdir(folder)
                   if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
+
+
+def read_image(path, grey):
+    """An image file as uint8: grey (H, W) or RGB (H, W, 3); a ``DatasetError`` when OpenCV cannot decode it."""
+    from ..errors import DatasetError
+
+    image = cv2.imread(path, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError("cannot decode %s as an image" % path)
+    return image if grey else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def is_grey_file(path):
+    """Whether an image file holds one channel, or three equal ones."""
+    from ..errors import DatasetError
+
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise DatasetError("cannot decode %s as an image" % path)
+    if image.ndim == 2:
+        return True
+    colour = image[:, :, :3]
+    return bool((colour == colour[:, :, :1]).all())

@@ -9,13 +9,12 @@ else (a teacher generator's outputs). ``other_domain()`` reads the target domain
 
 import os
 
-import cv2
 from torch.utils.data import Dataset
 
 from ..errors import DatasetError
 from .aligned import DIRECTIONS
 from .augment import jitter_flip, split_key
-from .images import IMAGE_EXTENSIONS, fit_square, image_files, side_spec, to_tensor
+from .images import IMAGE_EXTENSIONS, fit_square, image_files, is_grey_file, read_image, side_spec, to_tensor
 
 #: Training recipes (``edgegan train NAME``) that take an unpaired folder; paired recipes name them in their error.
 UNPAIRED_RECIPES = ()
@@ -61,10 +60,10 @@ class UnpairedFolder(Dataset):
         self.root, self.split, self.direction, self.size = root, split, direction, int(size)
         self.augment = bool(augment)
         self.files = self._files(src, limit)
-        self.grey = self._is_grey(self.files[0]) if grey is None else bool(grey)
+        self.grey = is_grey_file(self.files[0]) if grey is None else bool(grey)
         self.channels = 1 if self.grey else 3
         target = self._files(dst, 1, required=False)
-        self.out_channels = (1 if self._is_grey(target[0]) else 3) if target else self.channels
+        self.out_channels = (1 if is_grey_file(target[0]) else 3) if target else self.channels
         self.name = os.path.basename(os.path.normpath(root))
 
     def _files(self, domain, limit, required=True):
@@ -82,30 +81,13 @@ class UnpairedFolder(Dataset):
             raise DatasetError("%s holds no images (%s)" % (folder, ", ".join(IMAGE_EXTENSIONS)))
         return files[:int(limit)] if limit is not None else files
 
-    @staticmethod
-    def _read(path, flags):
-        image = cv2.imread(path, flags)
-        if image is None:
-            raise DatasetError("cannot decode %s as an image" % path)
-        return image
-
-    def _is_grey(self, path):
-        image = self._read(path, cv2.IMREAD_UNCHANGED)
-        if image.ndim == 2:
-            return True
-        colour = image[:, :, :3]
-        return bool((colour == colour[:, :, :1]).all())
-
     def __len__(self):
         return len(self.files)
 
     def __getitem__(self, key):
         index, seed = split_key(key)
         path = self.files[index]
-        if self.grey:
-            image = self._read(path, cv2.IMREAD_GRAYSCALE)
-        else:
-            image = cv2.cvtColor(self._read(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        image = read_image(path, self.grey)
         if self.augment and seed is not None:
             return to_tensor(jitter_flip([image], self.size, seed)[0])
         return to_tensor(fit_square(image, self.size))

@@ -11,9 +11,9 @@ Torch-free and Python 3.6-compatible.
 
 import os
 import sys
-import tempfile
 
 from ..errors import EdgeganError, InputError
+from ..runtime.bundle import check_writable
 from ..runtime.imageio import VIDEO_EXTENSIONS, FrameWriter
 from .keys import parse_key_script, variant_order  # noqa: F401 - re-exported
 from .loop import Demo, check_window_support  # noqa: F401 - re-exported
@@ -21,25 +21,6 @@ from .pipeline import Layout, Pipeline
 from .power_link import PowerLink, _import_power  # noqa: F401 - re-exported
 from .sources import cv2_module, open_source
 from .stats import DEFAULT_FRAME_RECORDS, STATS_EVERY_S, STATS_FORMAT, StatsFile, StatsRecorder  # noqa: F401
-
-
-def check_writable(path, flag):
-    """Refuse, before any work, an output ``path`` that cannot be written: its nearest existing folder is a
-    file, or creating a file in it fails (read-only, immutable, full). Probes with a hidden temporary file,
-    removed at once: a test that holds for root too, whom permission bits do not stop."""
-    existing = os.path.dirname(os.path.abspath(path))
-    while not os.path.lexists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise EdgeganError("cannot write %s %s: %s is a file, not a folder; choose another path"
-                           % (flag, path, existing))
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".edgegan-probe-", dir=existing)
-    except (IOError, OSError) as e:
-        raise EdgeganError("cannot write %s %s: the folder %s is not writable (%s); choose another path or fix "
-                           "its permissions" % (flag, path, existing, getattr(e, "strerror", None) or e))
-    os.close(fd)
-    os.remove(probe)
 
 
 class Options(object):

@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from ..errors import EdgeganError, InputError
+from ..runtime.imageio import quiet_opencv
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
 DEFAULT_FPS = 30.0
@@ -51,6 +52,7 @@ def cv2_module():
                            "opencv-python-headless is enough for --headless); on a Jetson use JetPack's OpenCV, "
                            "built with GStreamer for the CSI camera (on the SD-card image; else "
                            "`sudo apt install nvidia-opencv`)")
+    quiet_opencv(cv2)  # an unreadable source is reported in one line, without FFmpeg's own messages
     return cv2
 
 

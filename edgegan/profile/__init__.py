@@ -1,7 +1,8 @@
 """``edgegan profile``: sweep a bundle's variants × power modes; FPS, power, energy per frame, plots.
 
 Torch-free and Python 3.6-compatible like the runtime, so it runs on the device (a Jetson on
-JetPack 4.6 included); matplotlib is needed only for the PNG plots (``pip install edgegan[profile]``).
+JetPack 4.6 included); matplotlib is needed only for the PNG plots (``pip install matplotlib``, or
+the ``profile`` extra from a checkout).
 
     from edgegan.profile import plan_modes, sweep, write_outputs, write_fps_table
     result = sweep("edgegan-cpu", plan_modes(emulate_threads=[1, 2]), warmup=100, runs=100)

@@ -9,7 +9,7 @@ import tempfile
 import time
 
 from ..errors import EdgeganError
-from ..runtime.bundle import MANIFEST, load_bundle, move_into_place
+from ..runtime.bundle import MANIFEST, check_writable, load_bundle, move_into_place
 
 JSON_NAME = "profile.json"
 CSV_NAME = "profile.csv"
@@ -83,10 +83,14 @@ def write_outputs(result, out_dir, force=False, plots=True):
     says why plots are missing, if they are."""
     if os.path.lexists(out_dir) and not force:
         raise EdgeganError("%s already exists; pass --force to replace it, or choose another --out" % out_dir)
+    check_writable(out_dir, "--out")
     parent, base = os.path.split(os.path.abspath(out_dir))
-    if not os.path.isdir(parent):
-        os.makedirs(parent)
-    stage = tempfile.mkdtemp(prefix=".%s.tmp-" % base, dir=parent)
+    try:
+        if not os.path.isdir(parent):
+            os.makedirs(parent)
+        stage = tempfile.mkdtemp(prefix=".%s.tmp-" % base, dir=parent)
+    except OSError as e:
+        raise EdgeganError("cannot write %s (%s); choose another --out" % (out_dir, e.strerror or e))
     try:
         os.chmod(stage, 0o755)
         files = [JSON_NAME, CSV_NAME]

@@ -43,38 +43,80 @@ def sha256_file(path, chunk_size=1 << 20):
     return digest.hexdigest()
 
 
+def check_writable(path, what="output"):
+    """Refuse, before any work, an output ``path`` that cannot be written: its nearest existing folder is
+    a file, or creating a file there fails (read-only, immutable, full). Probes with a hidden temporary
+    file, removed at once — a test that also holds for root, whom permission bits do not stop."""
+    parent = os.path.dirname(os.path.abspath(path))
+    existing = parent
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise EdgeganError("cannot write %s %s: %s is a file, not a folder; choose another path"
+                           % (what, path, existing))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".edgegan-probe-", dir=existing)
+    except OSError as e:
+        raise EdgeganError("cannot write %s %s: the folder %s is not writable (%s); choose another path or fix "
+                           "its permissions" % (what, path, existing, e.strerror or e))
+    os.close(fd)
+    os.remove(probe)
+
+
 def move_into_place(src, dst, force=False):
     """Rename ``src`` (file or directory) to ``dst``.
 
     If ``dst`` exists, refuse unless ``force``; with ``force`` a file replaces a file atomically
     and anything else is swapped: the old one renamed aside, the new one renamed in, the old one
-    deleted (restored if the second rename fails).
+    deleted (restored if the second rename fails). A swap that cannot start (the old one cannot be
+    moved: immutable, on another mount) leaves ``dst`` as it was and nothing aside.
     """
     if not os.path.lexists(dst):
-        os.rename(src, dst)
+        _rename(src, dst)
         return
     if not force:
         raise EdgeganError("%s already exists; pass --force to replace it" % dst)
     if os.path.isfile(src) and os.path.isfile(dst) and not os.path.islink(dst):
-        os.replace(src, dst)
+        _rename(src, dst, replace=True)
         return
     parent, base = os.path.split(os.path.abspath(dst))
-    aside = tempfile.mkdtemp(prefix=".%s.old-" % base, dir=parent)
+    try:
+        aside = tempfile.mkdtemp(prefix=".%s.old-" % base, dir=parent)
+    except OSError as e:
+        raise EdgeganError("cannot replace %s: its folder is not writable (%s)" % (dst, e.strerror or e))
     old = os.path.join(aside, base)
-    os.rename(dst, old)
+    try:
+        os.rename(dst, old)
+    except OSError as e:
+        os.rmdir(aside)
+        raise EdgeganError("cannot replace %s: it cannot be moved aside (%s); it is unchanged. Remove it yourself "
+                           "(check its immutable attribute: lsattr -d) or choose another path" % (dst, e.strerror or e))
     try:
         os.rename(src, dst)
-    except BaseException:
+    except BaseException as e:
         os.rename(old, dst)
         os.rmdir(aside)
+        if isinstance(e, OSError):
+            raise EdgeganError("cannot move the new %s into place (%s); the old one is restored"
+                               % (dst, e.strerror or e))
         raise
     shutil.rmtree(aside)
+
+
+def _rename(src, dst, replace=False):
+    try:
+        (os.replace if replace else os.rename)(src, dst)
+    except OSError as e:
+        raise EdgeganError("cannot write %s (%s)" % (dst, e.strerror or e))
 
 
 def write_json_atomic(path, obj, force=False, indent=1):
     """``obj`` as JSON at ``path`` through a temporary file renamed into place (its folder made if
     needed; an existing ``path`` is replaced only with ``force``). Objects with ``to_dict`` or
     ``tolist`` are written as those; anything else unknown as its ``str``."""
+    check_writable(path)
+    if os.path.lexists(path) and not force:
+        raise EdgeganError("%s already exists; pass --force to replace it" % path)
     parent, base = os.path.split(os.path.abspath(path))
     if not os.path.isdir(parent):
         os.makedirs(parent)
@@ -115,6 +157,20 @@ def _local_path(root, rel):
         raise BundleError("manifest.json in %s names the file %r, which is not a plain path inside the bundle; %s"
                           % (root, rel, REBUILD))
     return os.path.join(root, *parts)
+
+
+def _refuse_escaping_link(root, rel, path):
+    """Refuse a file of the bundle that resolves, through symbolic links, to a place outside the bundle.
+
+    Links that stay inside the bundle (``w1.onnx -> variants/w1.onnx``) are allowed; a link that leaves
+    it (``w1.onnx -> /tmp/other.onnx``) is refused even when the target's checksum matches: what runs must
+    be what was copied with the bundle."""
+    inside = os.path.realpath(root)
+    target = os.path.realpath(path)
+    if os.path.lexists(path) and os.path.commonpath([inside, target]) != inside:
+        raise BundleError("bundle %s: %s is a symbolic link to %s, outside the bundle; links may only point inside "
+                          "the bundle directory: replace it with the file itself (copy the whole directory), or %s"
+                          % (root, rel, target, REBUILD))
 
 
 def _json_default(obj):
@@ -290,6 +346,7 @@ class Bundle(object):
         for rel, digest, what in checks:
             label = rel if what is None else "%s (%s)" % (rel, what)
             path = _local_path(self.path, rel)
+            _refuse_escaping_link(self.path, rel, path)
             if not os.path.isfile(path):
                 raise BundleError("bundle %s is incomplete: %s is missing; copy the whole directory, or %s"
                                   % (self.path, label, REBUILD))
@@ -309,6 +366,7 @@ def load_bundle(path, verify=True):
     if not os.path.isdir(path):
         raise BundleError("no bundle at %s: pass the directory written by `edgegan build`" % path)
     manifest_path = os.path.join(path, MANIFEST)
+    _refuse_escaping_link(path, MANIFEST, manifest_path)
     if not os.path.isfile(manifest_path):
         raise BundleError("%s has no manifest.json: it is not an edgegan bundle, or it was copied partially "
                           "(copy the whole directory)" % path)
@@ -351,15 +409,25 @@ class BundleWriter(object):
             raise BundleError("%s exists; pass --force to replace it, or choose another output directory"
                               % self.out_dir)
 
+    def check(self):
+        """Refuse now an ``out_dir`` that exists (without ``force``) or cannot be written: call it before
+        long work that ends in this bundle."""
+        self._refuse_existing()
+        check_writable(self.out_dir, "bundle")
+
     def __enter__(self):
         self._refuse_existing()
         parent, base = os.path.split(os.path.abspath(self.out_dir))
         if not base:
             raise BundleError("%r is not a usable bundle directory name" % self.out_dir)
-        if not os.path.isdir(parent):
-            os.makedirs(parent)
-        self.path = tempfile.mkdtemp(prefix=".%s.tmp-" % base, dir=parent)
-        os.chmod(self.path, 0o755)
+        check_writable(self.out_dir, "bundle")
+        try:
+            if not os.path.isdir(parent):
+                os.makedirs(parent)
+            self.path = tempfile.mkdtemp(prefix=".%s.tmp-" % base, dir=parent)
+            os.chmod(self.path, 0o755)
+        except OSError as e:
+            raise BundleError("cannot write bundle %s (%s); choose another --out" % (self.out_dir, e.strerror or e))
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -391,9 +459,12 @@ class BundleWriter(object):
                                  for rel in _relative_files(self.path)
                                  if rel != MANIFEST and rel not in variant_files)
         validate_manifest(manifest, self.out_dir)
-        with open(os.path.join(self.path, MANIFEST), "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, default=_json_default)
-            f.write("\n")
+        try:
+            with open(os.path.join(self.path, MANIFEST), "w", encoding="utf-8") as f:
+                json.dump(manifest, f, indent=2, default=_json_default)
+                f.write("\n")
+        except OSError as e:
+            raise BundleError("cannot write %s/%s (%s)" % (self.out_dir, MANIFEST, e.strerror or e))
         self._refuse_existing()
         move_into_place(self.path, self.out_dir, force=self.force)
         self.path = None

@@ -23,6 +23,9 @@ def _cv2():
         import cv2
     except ImportError:
         raise EdgeganError("edge maps need OpenCV: pip install opencv-python-headless")
+    from .imageio import quiet_opencv
+
+    quiet_opencv(cv2)
     return cv2
 
 
@@ -71,3 +74,36 @@ def edges_from_image(image_uint8, low=DEFAULT_EDGES["low"], high=DEFAULT_EDGES["
     if invert:
         edges = 255 - edges
     return edges
+
+
+#: how far from pure black / white a pixel of an edge map may be (JPEG ringing, anti-aliased lines)
+EDGE_MAP_TOLERANCE = 48
+#: the least fraction of black-or-white pixels an image needs to pass for an edge map
+EDGE_MAP_MIN_BINARY = 0.85
+
+
+def binary_fraction(image):
+    """The fraction of pixels of a uint8 image that are near black or near white (within
+    ``EDGE_MAP_TOLERANCE`` of 0 or 255), all channels counted; 1.0 for an edge map, much less for a photo."""
+    a = np.asarray(image)
+    if a.dtype != np.uint8 or a.size == 0:
+        return 1.0
+    near = (a <= EDGE_MAP_TOLERANCE) | (a >= 255 - EDGE_MAP_TOLERANCE)
+    return float(near.mean())
+
+
+def background_fraction(image, invert=True):
+    """The fraction of pixels near white (``invert``: dark edges on white, the training convention) or near
+    black (white edges on black)."""
+    a = np.asarray(image)
+    if a.dtype != np.uint8 or a.size == 0:
+        return 1.0
+    return float((a >= 255 - EDGE_MAP_TOLERANCE).mean() if invert else (a <= EDGE_MAP_TOLERANCE).mean())
+
+
+def looks_like_edge_map(image, invert=True):
+    """Whether a uint8 image looks like an edge map, the input an edges → image model was trained on: almost
+    only black and white pixels, most of them the background (white for ``invert``). A photo does not — not
+    even a dark-background one, which is mostly black but not white — so compute its edges first
+    (``edges_from_image``)."""
+    return binary_fraction(image) >= EDGE_MAP_MIN_BINARY and background_fraction(image, invert) >= 0.5

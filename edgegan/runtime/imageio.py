@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 
 from ..errors import EdgeganError, InputError
-from .bundle import move_into_place
+from .bundle import check_writable, move_into_place
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
@@ -25,13 +25,26 @@ GREY_WEIGHTS_BGR = np.array([0.114, 0.587, 0.299], dtype=np.float32)
 
 
 def cv2_module():
-    """``cv2``, or an ``EdgeganError`` saying how to install it."""
+    """``cv2`` (its own logging silenced: ``quiet_opencv``), or an ``EdgeganError`` saying how to install it."""
     try:
         import cv2
     except ImportError:
         raise EdgeganError("reading and writing images and videos needs OpenCV: pip install opencv-python-headless "
                            "(on a Jetson: the JetPack OpenCV, `sudo apt install python3-opencv`)")
+    quiet_opencv(cv2)
     return cv2
+
+
+def quiet_opencv(cv2):
+    """Silence what OpenCV and its FFmpeg print on stderr about unreadable files ("IHDR chunk shall be first",
+    "moov atom not found"): edgegan reports an unreadable input itself, in one line. An
+    ``OPENCV_LOG_LEVEL`` / ``OPENCV_FFMPEG_LOGLEVEL`` set by the user is kept."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when a capture opens
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        try:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        except AttributeError:  # OpenCV without the logging API (older JetPack builds)
+            pass
 
 
 def _extension(path):
@@ -219,6 +232,10 @@ def output_kind(source_kind, path):
     or a folder of frames.
     """
     ext = _extension(path)
+    if source_kind == "image" and ext and ext not in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS \
+            and not os.path.isdir(path):
+        raise InputError("--output %s: %s is not an image type edgegan writes (%s); for a folder of outputs, give "
+                         "a name without an extension" % (path, ext, ", ".join(IMAGE_EXTENSIONS)))
     if ext in IMAGE_EXTENSIONS:
         if source_kind == "image":
             return "image"
@@ -255,17 +272,21 @@ class FrameWriter(object):
     def __enter__(self):
         if os.path.lexists(self.path) and not self.force:
             raise EdgeganError("%s already exists; pass --force to replace it" % self.path)
+        check_writable(self.path)
         parent, base = os.path.split(os.path.abspath(self.path))
-        if not os.path.isdir(parent):
-            os.makedirs(parent)
-        if self.kind == "folder":
-            self._tmp = tempfile.mkdtemp(prefix=".%s.tmp-" % base, dir=parent)
-            os.chmod(self._tmp, 0o755)
-        else:
-            stem, ext = os.path.splitext(base)
-            fd, self._tmp = tempfile.mkstemp(prefix=".%s.tmp-" % stem, suffix=ext, dir=parent)
-            os.close(fd)
-            os.chmod(self._tmp, 0o644)
+        try:
+            if not os.path.isdir(parent):
+                os.makedirs(parent)
+            if self.kind == "folder":
+                self._tmp = tempfile.mkdtemp(prefix=".%s.tmp-" % base, dir=parent)
+                os.chmod(self._tmp, 0o755)
+            else:
+                stem, ext = os.path.splitext(base)
+                fd, self._tmp = tempfile.mkstemp(prefix=".%s.tmp-" % stem, suffix=ext, dir=parent)
+                os.close(fd)
+                os.chmod(self._tmp, 0o644)
+        except OSError as e:
+            raise EdgeganError("cannot write %s (%s); choose another --output" % (self.path, e.strerror or e))
         return self
 
     def write(self, name, frame):

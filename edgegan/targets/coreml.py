@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..errors import TargetError
+from ..errors import TargetError, install_hint
 from .onnx import psnr
 from .registry import Compiler, register_compiler
 
@@ -35,7 +35,7 @@ IO_KINDS = ("image", "tensor")
 COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
 PLATFORMS = {"iOS": 15, "macOS": 12, "tvOS": 15, "watchOS": 8}  # first release that runs mlprogram
 IMAGE_OUTPUT_FROM = {"iOS": 16, "macOS": 13, "tvOS": 16, "watchOS": 9}
-INSTALL = "pip install 'edgegan[coreml]' (coremltools)"
+INSTALL = install_hint("coreml", "coremltools")
 DEFAULTS = {"minimum_deployment_target": "iOS16", "input": "image", "output": "image", "compute_units": "ALL"}
 PACKAGE_MANIFEST = "Manifest.json"
 # the ops that carry the network's weights: their dtype is the model's compute precision (the image
@@ -122,13 +122,22 @@ def io_types(ct, input_shape, input_spec, output_spec, section):
     return [inp], [out]
 
 
+def channel_order(input_spec, output_spec):
+    """The colour order of the model's 3-channel images (``RGB``, or ``BGR`` when the spec says so), or
+    ``GRAYSCALE`` when neither input nor output has three channels (a grey model has no channel order)."""
+    channels = [(spec.get("shape") or [None, None])[1] for spec in (input_spec, output_spec)]
+    if 3 not in channels:
+        return "GRAYSCALE"
+    return "BGR" if input_spec.get("channel_order") == "BGR" else "RGB"
+
+
 def metadata(input_spec, output_spec, section, precision):
     """``user_defined_metadata`` the runtime backend reads back (strings only)."""
     return {"edgegan.input": INPUT_NAME, "edgegan.output": OUTPUT_NAME,
             "edgegan.input_kind": section["input"], "edgegan.output_kind": section["output"],
             "edgegan.input_range": "%r,%r" % tuple(float(v) for v in input_spec["range"]),
             "edgegan.output_range": "%r,%r" % tuple(float(v) for v in output_spec["range"]),
-            "edgegan.channel_order": input_spec.get("channel_order", "RGB"),
+            "edgegan.channel_order": channel_order(input_spec, output_spec),
             "edgegan.precision": precision}
 
 
@@ -348,6 +357,15 @@ class CoreMLCompiler(Compiler):
         input_spec, output_spec = self._specs(inputs[0].shape)
         return measure_parity(path, module, inputs, data_range, precision, input_spec, output_spec,
                               profile.setdefault("coreml", {}))
+
+    def predict(self, path, inputs, profile, precision):
+        if not can_predict()[0]:
+            return None
+        from ..runtime.backends import get_backend
+
+        backend = get_backend("coreml")(package_dir(path), compute_units="CPU_ONLY")
+        return np.concatenate([backend.run(x) for x in inputs]), {"backend": "coremltools (CPU_ONLY)",
+                                                                   "measured_precision": precision}
 
     def finish(self, bundle_dir, variants, profile, precision):
         ok, why = can_predict()

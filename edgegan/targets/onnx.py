@@ -217,6 +217,12 @@ class OnnxCompiler(Compiler):
     def parity(self, path, module, inputs, data_range, profile, precision):
         return measure_parity(path, module, inputs, data_range, "int8" if precision == "int8" else "fp32")
 
+    def predict(self, path, inputs, profile, precision):
+        session = _session(path)
+        names = [i.name for i in session.get_inputs()]
+        out = np.concatenate([session.run(None, dict(zip(names, as_tuple(x))))[0] for x in inputs])
+        return out, {"backend": "onnxruntime", "measured_precision": "int8" if precision == "int8" else "fp32"}
+
 
 @torch.no_grad()
 def quantize_with_gate(module, fp32_path, workdir, calibration, profile, input_names=None, per_tensor_ops=()):

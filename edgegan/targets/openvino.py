@@ -53,6 +53,17 @@ class OpenVinoCompiler(OnnxCompiler):
                 "n_inputs": len(inputs), "backend": "openvino", "measured_precision": measured,
                 "openvino_precision": ran}
 
+    def predict(self, path, inputs, profile, precision):
+        threads = profile.get("runtime", {}).get("threads") or None
+        backend = get_backend("openvino")(path, threads=threads, precision=precision)
+        try:
+            out = np.concatenate([backend.run(x if len(as_tuple(x)) == 1 else tuple(as_tuple(x))) for x in inputs])
+            ran = backend.inference_precision
+        finally:
+            backend.close()
+        measured = "int8" if precision == "int8" else ("bf16" if ran == "bf16" else "fp32")
+        return out, {"backend": "openvino", "measured_precision": measured}
+
     def finish(self, bundle_dir, variants, profile, precision):
         from ..runtime.backends.openvino import describe
 

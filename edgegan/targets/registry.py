@@ -91,6 +91,12 @@ class Compiler(object):
         """``{"psnr_db", "max_abs", "n_inputs", "backend", ...}`` of the artifact against ``module``."""
         raise NotImplementedError
 
+    def predict(self, path, inputs, profile, precision):
+        """The artifact's outputs on ``inputs`` (stacked, NCHW float32, one per input) and how they were
+        computed (``{"backend", "measured_precision"}``); ``None`` where the artifact cannot run here
+        (Core ML off macOS). ``build`` scores each variant's held-out quality with it."""
+        return None
+
     def finish(self, bundle_dir, variants, profile, precision):
         """Manifest entries this target adds once every variant is compiled (default: none)."""
         return {}

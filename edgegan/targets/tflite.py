@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..errors import TargetError
+from ..errors import TargetError, install_hint
 from ..runtime.backends.tflite import dequantize, quantize
 from .lowering import lower_transposed_convs, remaining_transposed_convs
 from .onnx import psnr
@@ -43,7 +43,7 @@ from .registry import Compiler, register_compiler
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 SIGNATURE = "serving_default"
-INSTALL = "pip install 'edgegan[tflite]' (litert-torch, ai-edge-litert)"
+INSTALL = install_hint("tflite", "litert-torch, ai-edge-litert and ai-edge-quantizer")
 QUANTIZABLE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 TFLITE_OBSERVERS = ("minmax",)
 # ai-edge-quantizer's names of the ops whose weights the fp16 variant casts (TRANSPOSE_CONV is CONV_2D_TRANSPOSE)
@@ -424,6 +424,12 @@ class TFLiteCompiler(Compiler):
 
     def parity(self, path, module, inputs, data_range, profile, precision):
         return measure_parity(path, module, inputs, data_range, precision)
+
+    def predict(self, path, inputs, profile, precision):
+        run = _Runner(path, 1)
+        out = np.concatenate([run(to_nhwc(x)) for x in inputs]).transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(out), {"backend": "ai_edge_litert %s (interpreter, CPU)"
+                                           % _version("ai_edge_litert"), "measured_precision": precision}
 
     def finish(self, bundle_dir, variants, profile, precision):
         return {"tflite": {"signature": SIGNATURE, "input": INPUT_NAME, "output": OUTPUT_NAME,

@@ -115,3 +115,12 @@ class TorchTensorRTCompiler(Compiler):
 
     def parity(self, path, module, inputs, data_range, profile, precision):
         return measure_parity(path, module, inputs, data_range, precision)
+
+    @torch.no_grad()
+    def predict(self, path, inputs, profile, precision):
+        if not torch.cuda.is_available():
+            return None
+        import_torch_tensorrt()
+        loaded = torch.jit.load(path, map_location="cuda")
+        out = np.concatenate([loaded(torch.from_numpy(x).cuda()).float().cpu().numpy() for x in inputs])
+        return out, {"backend": "torch_tensorrt", "measured_precision": precision}

@@ -100,3 +100,15 @@ class TorchScriptCompiler(Compiler):
 
     def parity(self, path, module, inputs, data_range, profile, precision):
         return measure_parity(path, module, inputs, data_range, precision)
+
+    @torch.no_grad()
+    def predict(self, path, inputs, profile, precision):
+        dtype = _dtype(precision)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*deprecated.*")
+            loaded = torch.jit.load(path, map_location="cpu")
+        outs = []
+        for x in inputs:
+            ts = [torch.from_numpy(np.asarray(a)) for a in as_tuple(x)]
+            outs.append(loaded(*[t.to(dtype) if t.is_floating_point() else t for t in ts]).float().numpy())
+        return np.concatenate(outs), {"backend": "torch.jit.load (CPU)", "measured_precision": precision}

@@ -19,17 +19,15 @@ The asset is a dict of plain values and tensors (``torch.load(weights_only=True)
 
 import argparse
 import os
-import pickle
 import sys
 import time
-import zipfile
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoint import save_atomic
+from ..checkpoint import read_weights_only, save_atomic
 from ..errors import CheckpointError
 from ..data import fit_square, fmnist_paths, read_idx
 
@@ -85,10 +83,8 @@ def load_classifier(path=None):
     if not os.path.isfile(path):
         raise CheckpointError("no Fashion-MNIST classifier at %s; reinstall edgegan or train one with "
                               "`python -m edgegan.train.classifier --out %s`" % (path, path))
-    try:
-        asset = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as e:
-        raise CheckpointError("%s is not a readable classifier (%s)" % (path, str(e).splitlines()[0] if str(e) else e))
+    asset = read_weights_only(path, "the classifier ships with edgegan (%s) or comes from `python -m "
+                                    "edgegan.train.classifier`" % DEFAULT_CLASSIFIER, "an edgegan classifier")
     if not isinstance(asset, dict) or asset.get("format") != CLASSIFIER_FORMAT:
         raise CheckpointError("%s is not an edgegan classifier (expected format %r)" % (path, CLASSIFIER_FORMAT))
     model = FmnistCNN(**asset["arch"]["kwargs"])

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import read_weights_only
 from ..errors import EdgeganError
 
 
@@ -133,12 +134,7 @@ def load_fid_inception(weights_path):
 
     if not weights_path or not os.path.isfile(weights_path):
         raise EdgeganError("no Inception weights at %s; pass the path of %s" % (weights_path, FID_WEIGHTS_HINT))
-    try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file: pickle / zip errors of every kind
-        raise EdgeganError("cannot read %s as a PyTorch weights file (%s); pass %s"
-                           % (weights_path, str(e).splitlines()[0] if str(e) else type(e).__name__,
-                              FID_WEIGHTS_HINT))
+    state = read_weights_only(weights_path, "pass %s" % FID_WEIGHTS_HINT, "Inception-v3 weights")
     if not isinstance(state, dict):
         raise EdgeganError("%s holds a %s, not a state_dict; pass %s" % (weights_path, type(state).__name__,
                                                                          FID_WEIGHTS_HINT))

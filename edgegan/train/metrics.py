@@ -1,70 +1,19 @@
 """Image quality on held-out pairs: PSNR, SSIM and L1, per generator width.
 
-Images in [-1, 1] have a data range of 2.0; uint8 images one of 255. Metrics are computed per
-image and averaged over the set (PSNR per image, then the mean in dB, as image-to-image
-papers report it).
+The per-image metrics live in ``edgegan.data.metrics`` (``edgegan build`` measures artifacts with
+them too) and are re-exported here.
 """
 
 import numpy as np
 import torch
-from skimage.metrics import structural_similarity
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..data.metrics import MIN_MSE_FRACTION, l1, l1_per_image, psnr, psnr_per_image, ssim, ssim_per_image
 from ..nn import at_width
 from ..subnet import SubnetConfig
 
-#: PSNR of identical images is infinite; per-image MSE is floored so that one exact match cannot make the mean infinite.
-MIN_MSE_FRACTION = 1e-10
-
-
-def _as_batch(images):
-    """N×C×H×W (or C×H×W) float64 array from a tensor or array."""
-    if isinstance(images, torch.Tensor):
-        images = images.detach().cpu().double().numpy()
-    images = np.asarray(images, dtype=np.float64)
-    return images[None] if images.ndim == 3 else images
-
-
-def _data_range(a, data_range):
-    if data_range is not None:
-        return float(data_range)
-    return 255.0 if np.asarray(a).dtype == np.uint8 else 2.0
-
-
-def psnr_per_image(a, b, data_range=None):
-    """PSNR in dB of each image pair (N×C×H×W); ``data_range`` 2.0 for [-1, 1], 255 for uint8 (default by dtype)."""
-    rng = _data_range(a, data_range)
-    x, y = _as_batch(a), _as_batch(b)
-    mse = ((x - y) ** 2).reshape(len(x), -1).mean(axis=1)
-    mse = np.maximum(mse, MIN_MSE_FRACTION * rng ** 2)
-    return 10.0 * np.log10(rng ** 2 / mse)
-
-
-def ssim_per_image(a, b, data_range=None):
-    """SSIM (``skimage.metrics.structural_similarity``, 7×7 window, channels averaged) of each pair."""
-    rng = _data_range(a, data_range)
-    x, y = _as_batch(a), _as_batch(b)
-    win = min(7, min(x.shape[-2:]) // 2 * 2 - 1)
-    return np.array([structural_similarity(xi, yi, data_range=rng, channel_axis=0, win_size=win)
-                     for xi, yi in zip(x, y)])
-
-
-def l1_per_image(a, b):
-    """Mean absolute error of each pair, in the images' own scale ([-1, 1] for model outputs)."""
-    x, y = _as_batch(a), _as_batch(b)
-    return np.abs(x - y).reshape(len(x), -1).mean(axis=1)
-
-
-def psnr(a, b, data_range=None):
-    return float(psnr_per_image(a, b, data_range).mean())
-
-
-def ssim(a, b, data_range=None):
-    return float(ssim_per_image(a, b, data_range).mean())
-
-
-def l1(a, b):
-    return float(l1_per_image(a, b).mean())
+__all__ = ["MIN_MSE_FRACTION", "evaluate_widths", "l1", "l1_per_image", "psnr", "psnr_per_image", "ssim",
+           "ssim_per_image", "width_key"]
 
 
 def width_key(width):
@@ -73,13 +22,17 @@ def width_key(width):
 
 
 @torch.no_grad()
-def evaluate_widths(generator, data, widths, device="cpu", batch_size=100, limit=None):
+def evaluate_widths(generator, data, widths, device="cpu", batch_size=100, limit=None, progress=False):
     """``{"w0.25": {"psnr": …, "ssim": …, "l1": …}, …}`` of ``generator`` on ``(input, target)`` pairs.
 
     ``data`` is a Dataset or a DataLoader; ``limit`` evaluates the first N pairs of a Dataset.
     The generator runs in eval mode (BatchNorm running statistics) and is put back in the mode
-    and width it had.
+    and width it had. ``progress``: a bar over the batches on stderr (``None``: only on a terminal).
     """
+    import sys
+
+    from tqdm import tqdm
+
     if isinstance(data, Dataset):
         if limit is not None and limit < len(data):
             data = Subset(data, range(int(limit)))
@@ -88,7 +41,9 @@ def evaluate_widths(generator, data, widths, device="cpu", batch_size=100, limit
     generator.eval()
     scores = {width_key(w): {"psnr": [], "ssim": [], "l1": []} for w in widths}
     try:
-        for inputs, targets in data:
+        for inputs, targets in tqdm(data, desc="held-out eval (%d widths)" % len(widths), unit="batch",
+                                    file=sys.stderr, disable=None if progress is None else not progress,
+                                    leave=False, total=len(data)):
             inputs = inputs.to(device)
             for w in widths:
                 with at_width(generator, w):

@@ -334,7 +334,8 @@ def train_slimmable(config, train_set, test_set, progress=True, resume=None, sav
             if step % max(1, log_every) == 0 or step == config.steps:
                 logger.log(step, time.perf_counter() - start, dict(losses, **per_width))
             if config.eval_every and step % config.eval_every == 0 and step < config.steps and info.is_main:
-                scores = evaluate_widths(generator, test_set, generator.widths, device, limit=config.eval_images)
+                scores = evaluate_widths(generator, test_set, generator.widths, device, limit=config.eval_images,
+                                         progress=progress)
                 history.append({"step": step, "seconds": round(time.perf_counter() - start, 1), "losses": losses,
                                 "metrics": scores})
                 say("step %d (%d held-out): %s" % (step, min(config.eval_images, len(test_set)), _summary(scores)))
@@ -350,7 +351,7 @@ def train_slimmable(config, train_set, test_set, progress=True, resume=None, sav
         recalibrate_bn(generator, [next(batches)[0] for _ in range(config.recalibrate_bn)], device=device)
     train_seconds = time.perf_counter() - start
 
-    metrics = evaluate_widths(generator, test_set, generator.widths, device)
+    metrics = evaluate_widths(generator, test_set, generator.widths, device, progress=progress)
     if fid_net is not None:  # FID of every width's held-out outputs against the held-out targets
         from .gan_metrics import fid_widths
 
