@@ -258,3 +258,20 @@ def test_consistency_loss_adds_the_perceptual_term_only_with_a_weight():
     total, m, perc = consistency_loss(sub, full, phi, 0.5)
     assert float(perc) == pytest.approx(float(((phi(sub) - phi(full)) ** 2).mean()))
     assert float(total) == pytest.approx(float(mse + 0.5 * perc))
+
+
+def test_parameters_outside_the_step_keep_no_gradient():
+    """Gradients are cleared (None), not zeroed, before the step: the BatchNorms of widths not drawn this step
+    and a discriminator head that scores nothing get no Adam update."""
+    torch.manual_seed(0)
+    g = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn").train()
+    d = settled_discriminator(SharedTrunkPatchGAN(2, ndf=4, n_layers=2, n_heads=2), torch.randn(2, 2, 16, 16))
+    for p in list(g.parameters()) + list(d.parameters()):
+        p.grad = torch.ones_like(p)  # left over from an earlier step
+    data = Pairs(4)
+    anycost_step(g, frozen_optimizer(g), data.x, data.y, [0.5], discriminator=d, opt_d=frozen_optimizer(d),
+                 lambda_gan=1.0)
+    bn = next(m for m in g.modules() if isinstance(m, SwitchableBatchNorm2d))
+    assert [p.grad is None for p in bn.bn[0].parameters()] == [True, True]  # width 0.25: not drawn
+    assert all(p.grad is not None for p in bn.bn[1].parameters())  # width 0.5
+    assert all(p.grad is None for p in d.heads[1].parameters())

@@ -97,11 +97,27 @@ def test_supernet_step_defaults_and_recon_target_error():
     out = _step(teacher, student, disc, adapters, data.x, data.y)
     s_step, a_step = step_grads(student), step_grads(adapters)
     set_width(student, out["config"])
-    _, loss_g, _ = _reference(teacher, student, disc, adapters, data.x, data.y, "real", 10.0, 1.0)
+    _, loss_g, distill = _reference(teacher, student, disc, adapters, data.x, data.y, "real", 10.0, 1.0)
     assert_grads_equal(s_step, reference_grads(loss_g, student))
     assert_grads_equal(a_step, reference_grads(loss_g, adapters))
+    assert out["distill"] == pytest.approx(float(distill.detach()), rel=1e-5)
     with pytest.raises(ValueError, match=r"^recon_target must be one of \('real', 'teacher'\), got 'target'$"):
         _step(teacher, student, disc, adapters, data.x, data.y, recon_target="target")
+
+
+def test_adapters_map_the_students_features_to_the_teachers():
+    """One 1×1 adapter per distilled layer, from the student's channels there to the teacher's (a mobile
+    block's inner width differs from its output)."""
+    teacher = ResnetGenerator(1, 1, ngf=4, n_blocks=3, norm="in")
+    student = MobileResnetGenerator(1, 1, ngf=2, n_blocks=3, norm="in", hidden=24)
+    adapters = FeatureAdapters(student, teacher)
+    x = torch.randn(1, 1, 16, 16)
+    with torch.no_grad(), capture(student, adapters.layers) as s_feats, capture(teacher, adapters.layers) as t_feats:
+        student(x), teacher(x)
+    for name, f in zip(adapters.layers, adapters.adapters):
+        assert (f.in_channels, f.out_channels) == (s_feats[name].shape[1], t_feats[name].shape[1]), name
+        assert f.kernel_size == (1, 1)
+    assert [f.in_channels for f in adapters.adapters] != [f.out_channels for f in adapters.adapters]
 
 
 def test_feature_distillation_reaches_the_student_through_the_adapters():
@@ -238,3 +254,23 @@ def test_inherit_a_one_head_discriminator_saved_without_a_head_count():
     x = torch.randn(2, 2, 16, 16)
     with torch.no_grad():
         assert torch.equal(s(x), d(x))
+
+
+def test_parameters_outside_the_step_keep_no_gradient():
+    """The optimizers' gradients are cleared (None), not zeroed, before each step: a parameter the step does not
+    use (a discriminator head that scores nothing, a BatchNorm of another width) gets no Adam update."""
+    torch.manual_seed(0)
+    teacher = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="in").eval()
+    student = MobileResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn").train()
+    disc = settled_discriminator(SharedTrunkPatchGAN(2, ndf=4, n_layers=2, n_heads=2), torch.randn(2, 2, 16, 16))
+    adapters = FeatureAdapters(student, teacher)
+    params = list(student.parameters()) + list(adapters.parameters())
+    for p in params + list(disc.parameters()):
+        p.grad = torch.ones_like(p)  # left over from an earlier step
+    data = Pairs(2, size=16)
+    space = SearchSpace.from_model(student, step=4)
+    supernet_step(student, teacher, disc, adapters, frozen_optimizer(params), frozen_optimizer(disc), data.x, data.y,
+                  space, random.Random(3))
+    assert all(p.grad is None for p in disc.heads[1].parameters())
+    assert all(p.grad is not None for p in disc.heads[0].parameters())
+    assert any(p.grad is None for p in student.parameters())  # the BatchNorms of the widths not sampled
