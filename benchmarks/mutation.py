@@ -324,18 +324,23 @@ def write_testing(results, equivalent):
     scored = total["mutants"] - total["equivalent"] - total["not_run"]
     total["score"] = (total["killed"] + total["timeout"]) / float(scored) if scored else None
     runs = [r for r in results.get("runs") or [] if not r.get("collect_only")]
-    lines = ["# Testing", "",
-             "`python3 -m pytest -q` runs the whole suite (see the README for the command CI runs). This page "
-             "records how well the tests catch broken methods.", "",
-             "## Mutation testing", "",
+    head = ["# Testing", "",
+            "`python3 -m pytest -q` runs the whole suite (see the README for the command CI runs). This page "
+            "records how well the tests catch broken methods.", ""]
+    if os.path.isfile(TESTING):  # the hand-written part before the generated section stays
+        text = open(TESTING).read()
+        if "## Mutation testing" in text:
+            head = text[:text.index("## Mutation testing")].rstrip("\n").splitlines() + [""]
+    lines = head + ["## Mutation testing", "",
              "`benchmarks/mutation.py` runs [mutmut](https://github.com/boxed/mutmut) %s over the elastic layers "
              "(`edgegan/nn`), `edgegan/subnet.py` and the code of the training methods (losses, per-step functions, "
              "mask insertion and pruning, channel sorting, the search; the outer training loops are out of scope, see "
              "the script's `SCOPE`). Each mutant runs the fast tests that reach the function it changed. Install "
              "mutmut with `pip install -c constraints.txt \"mutmut>=3.8,<4\"` (it is not a dependency of edgegan), "
              "then `nice -n 5 python benchmarks/mutation.py` (all modules: hours on 2 cores) or "
-             "`--modules PATH ...` for some of them; mutmut keeps its results in `--workdir` between runs. "
-             "Not part of CI." % results.get("mutmut", "3"), "",
+             "`--modules PATH ...` for some of them; mutmut keeps its results in `--workdir` between runs, except "
+             "that a change of the test list (`TESTS`, `SLOW`) makes it discard all of them (new tests belong in "
+             "the listed files). Not part of CI." % results.get("mutmut", "3"), "",
              "Machine: %s; CPU flags: %s. Score = (killed + timeout) / (mutants run − equivalent); a module's "
              "score covers the mutants that ran." % (
                  results.get("machine", "?"), " ".join(results.get("cpu_flags") or []) or "none of AVX-512/AMX/VNNI"),

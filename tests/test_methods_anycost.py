@@ -168,13 +168,23 @@ def test_anycost_step_defaults_are_lambda_100_and_no_gan_or_perceptual_term():
     torch.manual_seed(0)
     g = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="in").train()
     data = Pairs(4)
+
+    def reference():
+        full = g(data.x)
+        with at_width(g, 0.5):
+            sub = g(data.x)
+        return reference_grads(100.0 * (full - data.y).abs().mean() + 100.0 * ((sub - full.detach()) ** 2).mean(), g)
+
     losses = anycost_step(g, frozen_optimizer(g), data.x, data.y, [0.5])
-    full = g(data.x)
-    with at_width(g, 0.5):
-        sub = g(data.x)
-    reference = 100.0 * (full - data.y).abs().mean() + 100.0 * ((sub - full.detach()) ** 2).mean()
-    assert_grads_equal(step_grads(g), reference_grads(reference, g))
+    assert_grads_equal(step_grads(g), reference())
     assert sorted(losses) == ["consistency", "l1", "widths"]
+    # a discriminator and perceptual features without their weights add nothing to the generator's loss
+    d = settled_discriminator(SharedTrunkPatchGAN(2, ndf=4, n_layers=2, n_heads=1), torch.randn(2, 2, 16, 16))
+    phi = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh()).requires_grad_(False)
+    losses = anycost_step(g, frozen_optimizer(g), data.x, data.y, [0.5], perceptual=phi, discriminator=d,
+                          opt_d=frozen_optimizer(d))
+    assert_grads_equal(step_grads(g), reference())
+    assert losses["perceptual"] == 0.0
 
 
 def test_consistency_error_is_the_eval_mode_mse_to_the_full_width():
@@ -245,6 +255,12 @@ def test_resolve_widths_defaults_bounds_and_errors():
     with pytest.raises(EdgeganError, match=r"^width\(s\) 0\.25, 0\.75 have no BatchNorm of their own in this checkpoint "
                                            r"\(it has 0\.5, 1\); choose among those$"):
         resolve_widths(two, [0.25, 0.5, 0.75])
+    tiny = ResnetGenerator(1, 1, ngf=4, n_blocks=1, norm="bn", widths=[1e-5, 1.0])  # %g: exponents in lower case
+    with pytest.raises(EdgeganError, match=r"^width\(s\) 1e-05 have no BatchNorm of their own in this checkpoint "
+                                           r"\(it has 0\.5, 1\); choose among those$"):
+        resolve_widths(two, [1e-5])
+    with pytest.raises(EdgeganError, match=r"\(it has 1e-05, 1\); choose among those$"):
+        resolve_widths(tiny, [0.5])
 
 
 def test_consistency_loss_adds_the_perceptual_term_only_with_a_weight():
