@@ -123,3 +123,35 @@ def test_a_reader_must_hold_the_slots_channels_in_that_segment():
         with pytest.raises(ValueError, match="^%s$" % message):
             Slot(8, [producer], readers=[(reader, 0)])
     assert Slot(8, [producer], readers=[(ElasticConv2d(12, 4, 1, in_segments=[4, 8]), 1)]).readers[0][1] == 1
+
+
+# --- SubnetConfig: a width or per-slot channels, as manifests and checkpoints store it -------------------
+
+def test_subnet_config_dicts_names_hashes_and_reprs():
+    w = SubnetConfig(width=0.5)
+    c = SubnetConfig(channels={"stem": 8, "down1": 16})
+    assert w.to_dict() == {"name": "w0.5", "width": 0.5}
+    assert c.to_dict() == {"name": c.name, "channels": {"stem": 8, "down1": 16}} and c.name.startswith("c-")
+    for cfg in (w, c, SubnetConfig(width=0.25, name="small")):
+        back = SubnetConfig.from_dict(cfg.to_dict())
+        assert back == cfg and back.name == cfg.name and back.width == cfg.width and back.channels == cfg.channels
+    assert SubnetConfig.from_dict({"channels": {"stem": 8}}).channels == {"stem": 8}
+    assert SubnetConfig.from_dict({"width": 0.75}).width == 0.75
+    assert SubnetConfig.from_dict({"stem": 8, "down1": 16}) == c  # a bare channel dict
+    assert SubnetConfig.from_dict({"name": "x", "channels": {"stem": 8}}).name == "x"
+    assert SubnetConfig.coerce(0.5) == w and SubnetConfig.coerce(1) == SubnetConfig(width=1.0)
+    assert SubnetConfig.coerce({"stem": 8, "down1": 16}) == c and SubnetConfig.coerce(c) is c
+    with pytest.raises(TypeError, match=r"^expected a width, a channel dict or a SubnetConfig, got 'half'$"):
+        SubnetConfig.coerce("half")
+    with pytest.raises(ValueError, match=r"^give exactly one of width or channels$"):
+        SubnetConfig(width=0.5, channels={"stem": 8})
+    with pytest.raises(ValueError, match=r"^give exactly one of width or channels$"):
+        SubnetConfig()
+    with pytest.raises(ValueError, match=r"^width must be in \(0, 1\], got 0$"):
+        SubnetConfig(width=0)
+    assert len({w, SubnetConfig(width=0.5), c, SubnetConfig(channels={"stem": 8, "down1": 16})}) == 2
+    assert hash(w) == hash((0.5, None)) and hash(c) == hash((None, (("stem", 8), ("down1", 16))))
+    assert hash(SubnetConfig(width=0.25)) != hash(w)
+    assert repr(w) == "SubnetConfig(width=0.5)"
+    assert repr(c) == "SubnetConfig(channels={'stem': 8, 'down1': 16})"
+    assert w != 0.5 and c != {"stem": 8, "down1": 16}
