@@ -346,8 +346,13 @@ def write_testing(results, equivalent):
                  results.get("machine", "?"), " ".join(results.get("cpu_flags") or []) or "none of AVX-512/AMX/VNNI"),
              "", "Runs:", ""]
     for r in runs:
-        lines.append("- %s: `%s`, %s, load average %s before, %s after (%s)" % (
-            r.get("date", "?"), r.get("command", "?"), r.get("duration", "?"), r.get("load_before", "?"),
+        command, what = r.get("command", "?"), ""
+        if " --mutants " in command:  # a re-run of named mutants: the names are in the JSON
+            command, names = command.split(" --mutants ", 1)
+            command += " --mutants NAME ..."
+            what = "; re-ran %d surviving mutants with the tests added since" % len(names.split())
+        lines.append("- ended %s: `%s`, %s%s, load average %s before, %s after (%s)" % (
+            r.get("date", "?"), command, r.get("duration", "?"), what, r.get("load_before", "?"),
             r.get("load_after", "?"), r.get("note", "")))
     if not runs:
         lines.append("- %s: %s, load average %s (%s)" % (results.get("date", "?"), results.get("duration", "?"),
