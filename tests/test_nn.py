@@ -155,3 +155,56 @@ def test_subnet_config_dicts_names_hashes_and_reprs():
     assert repr(w) == "SubnetConfig(width=0.5)"
     assert repr(c) == "SubnetConfig(channels={'stem': 8, 'down1': 16})"
     assert w != 0.5 and c != {"stem": 8, "down1": 16}
+
+
+# --- the elastic norms at a channel count they hold, one they do not, and cut out for export --------------
+
+def test_switchable_bn_uses_the_next_wider_bn_sliced_and_exports_it():
+    torch.manual_seed(0)
+    sbn = SwitchableBatchNorm2d([8, 4], eps=1e-3, momentum=0.5)
+    assert sbn.num_features_list == [4, 8] and sbn.num_features == 8
+    assert all(bn.eps == 1e-3 and bn.momentum == 0.5 for bn in sbn.bn)
+    with torch.no_grad():
+        for bn in sbn.bn:
+            bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-0.5, 0.5)
+            bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
+            bn.num_batches_tracked.fill_(7)
+    x = torch.randn(3, 6, 4, 4)  # 6 channels: the 8-channel BN's first 6
+    wide = sbn.bn[1]
+    mean0, var0 = wide.running_mean.clone(), wide.running_var.clone()
+    sbn.train()
+    y = sbn(x)
+    torch.testing.assert_close(y, F.batch_norm(x, None, None, wide.weight[:6], wide.bias[:6], True, 0.5, 1e-3))
+    m = x.mean(dim=(0, 2, 3))
+    torch.testing.assert_close(wide.running_mean[:6], 0.5 * mean0[:6] + 0.5 * m)  # updated through the view
+    assert torch.equal(wide.running_mean[6:], mean0[6:]) and not torch.equal(wide.running_var[:6], var0[:6])
+    sbn.eval()
+    expected = (x - wide.running_mean[:6].view(1, -1, 1, 1)) / torch.sqrt(wide.running_var[:6].view(1, -1, 1, 1)
+                                                                          + 1e-3)
+    expected = expected * wide.weight[:6].view(1, -1, 1, 1) + wide.bias[:6].view(1, -1, 1, 1)
+    torch.testing.assert_close(sbn(x), expected)
+    static = sbn.to_static(6)
+    assert isinstance(static, nn.BatchNorm2d) and not static.training
+    assert (static.num_features, static.eps, static.momentum, int(static.num_batches_tracked)) == (6, 1e-3, 0.5, 7)
+    torch.testing.assert_close(static(x), sbn(x))
+    torch.testing.assert_close(sbn.to_static(4)(x[:, :4]), sbn.bn[0].eval()(x[:, :4]))
+    with pytest.raises(ValueError, match=r"^SwitchableBatchNorm2d got 9 channels, holds at most 8$"):
+        sbn(torch.randn(1, 9, 2, 2))
+
+
+def test_elastic_instance_norm_slices_its_affine_and_exports_it():
+    from edgegan.nn import ElasticInstanceNorm2d
+
+    torch.manual_seed(0)
+    norm = ElasticInstanceNorm2d(8, affine=True, eps=1e-3)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5), norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 5, 4, 4)
+    torch.testing.assert_close(norm(x), F.instance_norm(x, weight=norm.weight[:5], bias=norm.bias[:5], eps=1e-3))
+    static = norm.to_static(5)
+    assert isinstance(static, nn.InstanceNorm2d) and static.affine and static.eps == 1e-3
+    torch.testing.assert_close(static(x), norm(x))
+    plain = ElasticInstanceNorm2d(8)
+    assert plain.weight is None and plain.bias is None and not plain.to_static(5).affine
+    torch.testing.assert_close(plain(x), F.instance_norm(x, eps=1e-5))
+    torch.testing.assert_close(plain.to_static(5)(x), plain(x))
