@@ -205,6 +205,6 @@ def test_elastic_instance_norm_slices_its_affine_and_exports_it():
     assert isinstance(static, nn.InstanceNorm2d) and static.affine and static.eps == 1e-3
     torch.testing.assert_close(static(x), norm(x))
     plain = ElasticInstanceNorm2d(8)
-    assert plain.weight is None and plain.bias is None and not plain.to_static(5).affine
+    assert plain.weight is None and plain.bias is None and not plain.to_static(5).affine and plain.num_features == 8
     torch.testing.assert_close(plain(x), F.instance_norm(x, eps=1e-5))
     torch.testing.assert_close(plain.to_static(5)(x), plain(x))
