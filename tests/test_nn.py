@@ -164,6 +164,7 @@ def test_switchable_bn_uses_the_next_wider_bn_sliced_and_exports_it():
     sbn = SwitchableBatchNorm2d([8, 4], eps=1e-3, momentum=0.5)
     assert sbn.num_features_list == [4, 8] and sbn.num_features == 8
     assert all(bn.eps == 1e-3 and bn.momentum == 0.5 for bn in sbn.bn)
+    assert [(bn.eps, bn.momentum) for bn in SwitchableBatchNorm2d([4]).bn] == [(1e-5, 0.1)]  # BatchNorm2d's defaults
     with torch.no_grad():
         for bn in sbn.bn:
             bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-0.5, 0.5)
