@@ -126,8 +126,9 @@ def load_supernet(args, teacher_path):
         teacher, tckpt = load_generator(teacher_path)
         data = tckpt["data"]
         train_set, _ = load_pair(data["name"], size=int(data["size"]), direction=data.get("direction") or "AtoB")
-        say("training the supernet: %d steps (recipe defaults), cached as %s" % (args.steps, path))
-        ckpt = train_supernet(teacher, train_set, args.steps, seed=args.seed)
+        say("training the supernet: %d steps (recipe defaults, L1 to the teacher's output), cached as %s"
+            % (args.steps, path))
+        ckpt = train_supernet(teacher, train_set, args.steps, seed=args.seed, recon_target="teacher")
         os.makedirs(args.cache, exist_ok=True)
         save_checkpoint(path, ckpt)
     else:

@@ -65,7 +65,8 @@ def test_supernet_and_ppcd_take_an_imported_teacher(imported, tmp_path):
     teacher, data = imported
     common = ["--teacher", teacher, "--data", data, "--steps", "1", "--batch-size", "2", "--eval-images", "2",
               "--threads", "1", "--json"]
-    assert main(["train", "supernet", *common, "--ngf", "4", "--step", "2", "--out", str(tmp_path / "s.pt")]) == 0
+    assert main(["train", "supernet", *common, "--ngf", "4", "--step", "2", "--val-images", "2",
+                 "--out", str(tmp_path / "s.pt")]) == 0
     _assert_edges_model(str(tmp_path / "s.pt"))
     assert main(["train", "ppcd", *common, "--out", str(tmp_path / "p.pt")]) == 0
     _assert_edges_model(str(tmp_path / "p.pt"))

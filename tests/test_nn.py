@@ -3,9 +3,11 @@
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from edgegan.models import ResnetGenerator
 from edgegan.nn import ElasticConv2d, SwitchableBatchNorm2d, at_width, channel_slots, current_config, set_width
+from edgegan.nn.slots import Slot
 from edgegan.subnet import SubnetConfig
 
 
@@ -69,17 +71,141 @@ def test_per_slot_config_and_errors():
     cfg = SubnetConfig(channels={"stem": 3, "down1": 16, "stream": 8, "block0": 5, "block1": 32, "up1": 7, "up2": 2})
     set_width(g, cfg)
     assert g(torch.randn(1, 1, 32, 32)).shape == (1, 1, 32, 32)
-    with pytest.raises(ValueError, match="unknown channel slots"):
+    with pytest.raises(ValueError, match=r"^unknown channel slots \['nope'\]; this model has \['stem', "):
         set_width(g, SubnetConfig(channels={"nope": 3}))
-    with pytest.raises(ValueError, match="1..8 allowed"):
+    with pytest.raises(ValueError, match=r"^slot 'stem': 9 channels asked, 1\.\.8 allowed$"):
         set_width(g, SubnetConfig(channels={"stem": 9}))
     with pytest.raises(ValueError, match="width must be in"):
         SubnetConfig(width=1.5)
 
 
 def test_elastic_conv_without_slots_is_its_own_slot():
-    net = nn.Sequential(ElasticConv2d(3, 8, 3, padding=1), nn.ReLU(), ElasticConv2d(8, 4, 1, fixed_out=True))
-    assert list(channel_slots(net)) == ["0"]
+    net = nn.Sequential(ElasticConv2d(3, 8, 3, padding=1), nn.ReLU(), ElasticConv2d(8, 8, 3, padding=1, depthwise=True),
+                        ElasticConv2d(8, 4, 1, fixed_out=True))
+    assert list(channel_slots(net)) == ["0"]  # a depthwise conv follows its input; a fixed one keeps its count
     set_width(net, 0.5)
     assert net(torch.randn(1, 3, 8, 8)).shape == (1, 4, 8, 8)
     assert net[0].active_out == 4
+
+
+# --- a slot's readers: the input segment it feeds in a concatenating layer (a UNet's skip) ---------------
+
+def _slot():
+    torch.manual_seed(0)
+    producers = [ElasticConv2d(2, 8, 1), ElasticConv2d(2, 8, 1)]
+    reader = ElasticConv2d(12, 4, 1, in_segments=[8, 4])  # reads cat([this slot, another one])
+    return Slot(8, producers, readers=[(reader, 0)]), producers, reader
+
+
+def test_slot_set_switches_producers_and_the_readers_segment():
+    slot, producers, reader = _slot()
+    slot.set(3)
+    assert [p.active_out for p in producers] == [3, 3]
+    assert reader.active_in == [3, None] and reader.active_segments() == [3, 4]
+    x = torch.randn(1, 7, 5, 5)  # the slot's first 3 channels, then the 4 of the other segment
+    torch.testing.assert_close(reader(x), F.conv2d(x, reader.weight[:, [0, 1, 2, 8, 9, 10, 11]], reader.bias))
+    slot.set(None)
+    assert [p.active_out for p in producers] == [None, None] and reader.active_in == [None, None]
+
+
+def test_slot_repr():
+    slot, _, _ = _slot()
+    assert repr(slot) == "Slot(max_channels=8, layers=2, readers=1)"
+    assert repr(Slot(8, [ElasticConv2d(2, 8, 1)])) == "Slot(max_channels=8, layers=1)"
+
+
+def test_a_reader_must_hold_the_slots_channels_in_that_segment():
+    producer = ElasticConv2d(2, 8, 1)
+    for reader, message in ((ElasticConv2d(12, 4, 1), "reader ElasticConv2d segment 0 does not hold the slot's 8 "
+                                                      "channels"),
+                            (ElasticConv2d(12, 4, 1, in_segments=[4, 8]), "reader ElasticConv2d segment 0 does not "
+                                                                          "hold the slot's 8 channels")):
+        with pytest.raises(ValueError, match="^%s$" % message):
+            Slot(8, [producer], readers=[(reader, 0)])
+    assert Slot(8, [producer], readers=[(ElasticConv2d(12, 4, 1, in_segments=[4, 8]), 1)]).readers[0][1] == 1
+
+
+# --- SubnetConfig: a width or per-slot channels, as manifests and checkpoints store it -------------------
+
+def test_subnet_config_dicts_names_hashes_and_reprs():
+    w = SubnetConfig(width=0.5)
+    c = SubnetConfig(channels={"stem": 8, "down1": 16})
+    assert w.to_dict() == {"name": "w0.5", "width": 0.5}
+    assert c.to_dict() == {"name": c.name, "channels": {"stem": 8, "down1": 16}} and c.name.startswith("c-")
+    for cfg in (w, c, SubnetConfig(width=0.25, name="small")):
+        back = SubnetConfig.from_dict(cfg.to_dict())
+        assert back == cfg and back.name == cfg.name and back.width == cfg.width and back.channels == cfg.channels
+    assert SubnetConfig.from_dict({"channels": {"stem": 8}}).channels == {"stem": 8}
+    assert SubnetConfig.from_dict({"width": 0.75}).width == 0.75
+    assert SubnetConfig.from_dict({"stem": 8, "down1": 16}) == c  # a bare channel dict
+    assert SubnetConfig.from_dict({"name": "x", "channels": {"stem": 8}}).name == "x"
+    assert SubnetConfig.coerce(0.5) == w and SubnetConfig.coerce(1) == SubnetConfig(width=1.0)
+    assert SubnetConfig.coerce({"stem": 8, "down1": 16}) == c and SubnetConfig.coerce(c) is c
+    with pytest.raises(TypeError, match=r"^expected a width, a channel dict or a SubnetConfig, got 'half'$"):
+        SubnetConfig.coerce("half")
+    with pytest.raises(ValueError, match=r"^give exactly one of width or channels$"):
+        SubnetConfig(width=0.5, channels={"stem": 8})
+    with pytest.raises(ValueError, match=r"^give exactly one of width or channels$"):
+        SubnetConfig()
+    with pytest.raises(ValueError, match=r"^width must be in \(0, 1\], got 0$"):
+        SubnetConfig(width=0)
+    assert len({w, SubnetConfig(width=0.5), c, SubnetConfig(channels={"stem": 8, "down1": 16})}) == 2
+    assert hash(w) == hash((0.5, None)) and hash(c) == hash((None, (("stem", 8), ("down1", 16))))
+    assert hash(SubnetConfig(width=0.25)) != hash(w)
+    assert repr(w) == "SubnetConfig(width=0.5)"
+    assert repr(c) == "SubnetConfig(channels={'stem': 8, 'down1': 16})"
+    assert w != 0.5 and c != {"stem": 8, "down1": 16}
+
+
+# --- the elastic norms at a channel count they hold, one they do not, and cut out for export --------------
+
+def test_switchable_bn_uses_the_next_wider_bn_sliced_and_exports_it():
+    torch.manual_seed(0)
+    sbn = SwitchableBatchNorm2d([8, 4], eps=1e-3, momentum=0.5)
+    assert sbn.num_features_list == [4, 8] and sbn.num_features == 8
+    assert all(bn.eps == 1e-3 and bn.momentum == 0.5 for bn in sbn.bn)
+    assert [(bn.eps, bn.momentum) for bn in SwitchableBatchNorm2d([4]).bn] == [(1e-5, 0.1)]  # BatchNorm2d's defaults
+    with torch.no_grad():
+        for bn in sbn.bn:
+            bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-0.5, 0.5)
+            bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
+            bn.num_batches_tracked.fill_(7)
+    x = torch.randn(3, 6, 4, 4)  # 6 channels: the 8-channel BN's first 6
+    wide = sbn.bn[1]
+    mean0, var0 = wide.running_mean.clone(), wide.running_var.clone()
+    sbn.train()
+    y = sbn(x)
+    torch.testing.assert_close(y, F.batch_norm(x, None, None, wide.weight[:6], wide.bias[:6], True, 0.5, 1e-3))
+    m = x.mean(dim=(0, 2, 3))
+    torch.testing.assert_close(wide.running_mean[:6], 0.5 * mean0[:6] + 0.5 * m)  # updated through the view
+    assert torch.equal(wide.running_mean[6:], mean0[6:]) and not torch.equal(wide.running_var[:6], var0[:6])
+    sbn.eval()
+    expected = (x - wide.running_mean[:6].view(1, -1, 1, 1)) / torch.sqrt(wide.running_var[:6].view(1, -1, 1, 1)
+                                                                          + 1e-3)
+    expected = expected * wide.weight[:6].view(1, -1, 1, 1) + wide.bias[:6].view(1, -1, 1, 1)
+    torch.testing.assert_close(sbn(x), expected)
+    static = sbn.to_static(6)
+    assert isinstance(static, nn.BatchNorm2d) and not static.training
+    assert (static.num_features, static.eps, static.momentum, int(static.num_batches_tracked)) == (6, 1e-3, 0.5, 7)
+    torch.testing.assert_close(static(x), sbn(x))
+    torch.testing.assert_close(sbn.to_static(4)(x[:, :4]), sbn.bn[0].eval()(x[:, :4]))
+    with pytest.raises(ValueError, match=r"^SwitchableBatchNorm2d got 9 channels, holds at most 8$"):
+        sbn(torch.randn(1, 9, 2, 2))
+
+
+def test_elastic_instance_norm_slices_its_affine_and_exports_it():
+    from edgegan.nn import ElasticInstanceNorm2d
+
+    torch.manual_seed(0)
+    norm = ElasticInstanceNorm2d(8, affine=True, eps=1e-3)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5), norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 5, 4, 4)
+    torch.testing.assert_close(norm(x), F.instance_norm(x, weight=norm.weight[:5], bias=norm.bias[:5], eps=1e-3))
+    static = norm.to_static(5)
+    assert isinstance(static, nn.InstanceNorm2d) and static.affine and static.eps == 1e-3
+    torch.testing.assert_close(static(x), norm(x))
+    plain = ElasticInstanceNorm2d(8)
+    assert plain.weight is None and plain.bias is None and not plain.to_static(5).affine and plain.num_features == 8
+    torch.testing.assert_close(plain(x), F.instance_norm(x, eps=1e-5))
+    torch.testing.assert_close(plain.to_static(5)(x), plain(x))

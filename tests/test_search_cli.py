@@ -34,10 +34,14 @@ def test_search_cli_front_under_budget(tmp_path, capsys):
     assert res["front"] and all(c["macs"] <= budget for c in res["front"])
     assert all("channels" in c["config"] for c in res["front"])
     assert json.loads(capsys.readouterr().out)["front"] == res["front"]
+    # chosen on 8 validation pairs of the training split, reported on test pairs that chose nothing
+    assert res["validation"] == {"split": "train", "images": 8, "seed": 0, "held_out_of_training": False}
+    assert res["test"] == {"split": "test", "images": 500}
+    assert all(c["quality"] > 0 and c["test_quality"] > 0 for c in res["front"])
 
 
 @needs_fmnist
-def test_search_cli_latency_budget(tmp_path):
+def test_search_cli_latency_budget(tmp_path, capsys):
     from edgegan.checkpoint import load_generator
     from edgegan.nn import channel_slots
 
@@ -49,7 +53,9 @@ def test_search_cli_latency_budget(tmp_path):
     out = tmp_path / "front.json"
     rc = main(["search", "--budget-ms", "10", "--latency-table", str(table), "--choices", "0.25,1.0",
                "--mode", "evolution", "--population", "4", "--generations", "1", "--eval-images", "8",
-               "--out", str(out)])
+               "--test-images", "16", "--out", str(out)])
     assert rc == 0
+    text = capsys.readouterr().out
+    assert "PSNR val dB" in text and "PSNR test dB" in text and "16 test pairs report it" in text
     res = json.loads(out.read_text())
     assert res["cost"] == "ms" and res["front"] and all(c["ms"] <= 10 for c in res["front"])

@@ -53,12 +53,23 @@ def test_train_supernet_then_search_and_build(teacher, tmp_path, capsys):
     capsys.readouterr()
     out = str(tmp_path / "supernet.pt")
     assert main(["train", "supernet", "--teacher", tpath, "--data", data, "--steps", "2", "--batch-size", "4",
-                 "--eval-images", "4", "--json", "--out", out]) == 0
+                 "--eval-images", "4", "--val-images", "4", "--search-configs", "2", "--search-mode", "evolution",
+                 "--population", "4", "--generations", "1", "--json", "--out", out]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["recipe"] == "supernet" and result["steps"] == 2 and "w1" in result["metrics"]
     gen, ckpt = load_generator(out)
     assert ckpt["generator"]["arch"]["name"] == "mobile_resnet_generator"
     assert ckpt["train"]["teacher"] == tpath and ckpt["search"]["step"] == 8
+    # paired data: L1 to the real target; 4 of the 16 training pairs held out, and they chose the stored configs,
+    # which are reported on the 4 test pairs
+    assert ckpt["train"]["recon_target"] == "real" and ckpt["train"]["train_images"] == 12
+    assert ckpt["train"]["validation"] == {"split": "train", "images": 4, "seed": 0}
+    found = ckpt["search"]["result"]
+    assert found["validation"]["images"] == 4 and found["test"] == {"split": "test", "images": 4}
+    assert ckpt["configs"] and all(e["quality"] is not None and e["test_quality"] is not None for e in ckpt["configs"])
+    assert main(["train", "supernet", "--teacher", tpath, "--data", data, "--steps", "1", "--val-images", "16",
+                 "--force", "--out", out]) == 2
+    assert "--val-images 16" in capsys.readouterr().err
     # `edgegan search` reads it: a small front, built into a bundle
     space = SearchSpace.from_model(gen, choices=[0.5, 1.0],
                                    fixed={k: v[-1] for k, v in SearchSpace.from_model(gen).choices.items()
@@ -88,7 +99,12 @@ def test_train_ppcd_writes_a_pruned_checkpoint_that_builds(teacher, tmp_path, ca
     assert ckpt["generator"]["arch"]["name"] == "pruned_generator" and ckpt["train"]["recipe"] == "ppcd"
     assert "discriminator" not in load_checkpoint(out)
     prune = ckpt["train"]["prune"]
-    assert prune["pruned"]["params"] <= prune["masked"]["params"]
+    assert ckpt["train"]["lambda_recon"] == 0.0  # PPCD's own loss by default
+    # masks binarized after a few steps of --mask-lr 0.01: channels were removed, so the pruned generator is
+    # strictly smaller than the masked one and than the teacher it was cut from
+    assert prune["masks"]["kept"] < prune["masks"]["total"]
+    for key in ("params", "macs"):
+        assert prune["pruned"][key] < prune["masked"][key] and prune["pruned"][key] < prune["unpruned"][key]
     assert sum(p.numel() for p in gen.parameters()) == prune["pruned"]["params"]
     _, manifest = build_bundle("cpu", checkpoint=out, out=str(tmp_path / "b"), progress=False, n_parity_inputs=1,
                                quality_images=4)

@@ -2,9 +2,10 @@
 
 GAN Compression's search: candidates are per-slot channel counts (multiples of ``--step`` up to each
 slot's maximum, or ``--choices`` ratios), priced in MACs (counted) or in ms (``--latency-table``
-measured on the target), evaluated directly (PSNR on held-out pairs), exhaustively for small spaces
-and by evolution otherwise. Prints the Pareto front (cost vs quality); ``--out`` writes it as JSON
-with per-slot ``channels`` configs (the form manifest variants carry).
+measured on the target), evaluated directly (PSNR on validation pairs drawn from the training split),
+exhaustively for small spaces and by evolution otherwise. Prints the Pareto front (cost vs quality)
+with each config's PSNR on the validation pairs that chose it and on the test split, which did not;
+``--out`` writes it as JSON with per-slot ``channels`` configs (the form manifest variants carry).
 """
 
 import argparse
@@ -54,12 +55,21 @@ def register(sub):
     s.add_argument("--generations", type=int, default=8)
     s.add_argument("--seed", type=int, default=0)
     e = p.add_argument_group("evaluation")
-    e.add_argument("--data", help="held-out data (default: the checkpoint's data set)")
+    e.add_argument("--data", help="the data set (default: the checkpoint's)")
     e.add_argument("--data-root", metavar="DIR", help="Fashion-MNIST idx folder (as `edgegan train`)")
-    e.add_argument("--eval-images", type=int, default=100, help="held-out pairs scored per config (default 100)")
+    e.add_argument("--eval-images", "--val-images", dest="eval_images", type=int, default=100,
+                   help="validation pairs each config is scored on, drawn from the training split by a permutation "
+                        "seeded with --val-seed; they choose the front (default 100: the pairs `edgegan train "
+                        "supernet` holds out of its training)")
+    e.add_argument("--val-seed", type=int, default=0,  # edgegan.data.split.VALIDATION_SEED (not imported: torch)
+                   help="seed of that permutation (default 0, as `edgegan train supernet`)")
+    e.add_argument("--test-images", "--finetune-images", dest="test_images", type=int, default=500,
+                   help="test-split pairs the front, and a fine-tuned winner before and after, are reported on; "
+                        "they choose nothing (default 500)")
     e.add_argument("--recalibrate", type=int, default=0, metavar="N",
-                   help="re-estimate each candidate's BatchNorm statistics on N training batches of 16 before "
-                        "scoring it (once-for-all supernets with BatchNorm; default 0: as stored)")
+                   help="re-estimate each candidate's BatchNorm statistics on N training batches of 16 (not the "
+                        "validation pairs) before scoring it (once-for-all supernets with BatchNorm; default 0: as "
+                        "stored)")
     e.add_argument("--threads", type=int, help="torch CPU threads")
     f = p.add_argument_group("fine-tuning the best config under budget")
     f.add_argument("--finetune-steps", type=int, default=0, metavar="N",
@@ -72,9 +82,6 @@ def register(sub):
                         "supernet's stored adapters); default: L1 to the target only")
     f.add_argument("--finetune-lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
     f.add_argument("--finetune-batch-size", type=int, default=16, help="default 16")
-    f.add_argument("--finetune-images", type=int, default=1000,
-                   help="held-out pairs (after the --eval-images ones the search scored) on which PSNR "
-                        "before and after fine-tuning is reported (default 1000)")
     o = p.add_argument_group("output")
     o.add_argument("--out", metavar="FRONT.json", help="write the Pareto front as JSON")
     o.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -101,27 +108,26 @@ def run(args):
 
     from ..checkpoint import load_generator
     from ..data import load_pair, require_paired
-    from ..train.search import SearchSpace, psnr_evaluator, search
+    from ..data.split import validation_split
+    from ..train.search import SearchSpace, psnr_evaluator, report_front, search
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.eval_images < 1 or args.test_images < 1:
+        raise EdgeganError("--eval-images and --test-images must be at least 1")
     gen, ckpt = load_generator(args.checkpoint)
     data = ckpt["data"]
     size = int(data["size"])
     train, test = load_pair(args.data or data["name"], size=size, root=args.data_root,
-                            direction=data.get("direction") or "AtoB",
-                            train_limit=None if args.finetune_steps else max(1, 16 * args.recalibrate),
-                            test_limit=args.eval_images + (args.finetune_images if args.finetune_steps else 0))
+                            direction=data.get("direction") or "AtoB", test_limit=args.test_images)
     require_paired(test, "edgegan search", args.data or data["name"])
-    held_out = None
-    if args.finetune_steps:
-        from torch.utils.data import Subset
-
-        n = min(args.eval_images, len(test))
-        held_out = Subset(test, range(n, len(test))) if len(test) > n else test
-        test = Subset(test, range(n))
-    inputs, targets = next(iter(DataLoader(test, batch_size=len(test))))
-    calib = [x for x, _ in itertools.islice(DataLoader(train, batch_size=16), args.recalibrate)] \
+    try:
+        val, rest = validation_split(train, args.eval_images, seed=args.val_seed)
+    except ValueError as e:
+        raise EdgeganError("--eval-images %d: %s" % (args.eval_images, e))
+    inputs, targets = next(iter(DataLoader(val, batch_size=len(val))))
+    test_inputs, test_targets = next(iter(DataLoader(test, batch_size=len(test))))
+    calib = [x for x, _ in itertools.islice(DataLoader(rest, batch_size=16), args.recalibrate)] \
         if args.recalibrate else None
     space = SearchSpace.from_model(gen, step=args.step, choices=args.choices)
     try:
@@ -131,10 +137,16 @@ def run(args):
                         population=args.population, generations=args.generations, seed=args.seed)
     except ValueError as e:
         raise EdgeganError(str(e))
+    report_front(gen, result.front, psnr_evaluator(gen, test_inputs, test_targets, recalibrate=calib))
+    held = ckpt.get("train", {}).get("validation") or {}
+    unseen = held.get("seed") == args.val_seed and int(held.get("images", 0)) >= args.eval_images
     out = dict(result.to_dict(), space_size=space.size, budget_macs=args.budget_macs, budget_ms=args.budget_ms,
-               checkpoint=args.checkpoint, quality="psnr_db", macs_convention="edgegan")  # cost()'s default
+               checkpoint=args.checkpoint, quality="psnr_db", macs_convention="edgegan",  # cost()'s default
+               validation={"split": "train", "images": len(val), "seed": args.val_seed,
+                           "held_out_of_training": bool(unseen)},
+               test={"split": getattr(test, "split", "test"), "images": len(test)})
     if args.finetune_steps and result.best is not None:
-        out["finetune"] = _finetune(gen, ckpt, result, train, held_out, calib, args)
+        out["finetune"] = _finetune(gen, ckpt, result, rest, test, calib, args)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(out, f, indent=2)
@@ -144,15 +156,19 @@ def run(args):
     if not result.front:
         print("no configuration fits the budget (%d evaluated of %d)" % (len(result.evaluated), space.size))
         return 1
-    rows = [dict(name=c.config.name, macs=c.macs, params=c.params, ms=c.ms, psnr=c.quality,
+    rows = [dict(name=c.config.name, macs=c.macs, params=c.params, ms=c.ms, psnr=c.quality, test=c.test_quality,
                  channels=",".join("%s=%d" % kv for kv in c.config.channels.items())) for c in result.front]
     print(format_table(rows, [("name", "config", None), ("macs", "MACs", "{:,}"), ("params", "params", "{:,}"),
-                              ("ms", "ms", "{:.2f}"), ("psnr", "PSNR dB", "{:.2f}"), ("channels", "channels", None)]))
+                              ("ms", "ms", "{:.2f}"), ("psnr", "PSNR val dB", "{:.2f}"),
+                              ("test", "PSNR test dB", "{:.2f}"), ("channels", "channels", None)]))
     print("%s search: %d configs evaluated of %d; best under budget: %s"
           % (result.mode, len(result.evaluated), space.size, result.best.config.name))
+    print("PSNR val: %d training pairs (seed %d%s) chose the front; PSNR test: %d %s pairs report it"
+          % (len(val), args.val_seed, ", held out of the supernet's training" if unseen else "", len(test),
+             out["test"]["split"]))
     ft = out.get("finetune")
     if ft:
-        print("fine-tuned %s for %d steps (%s): held-out PSNR %.2f → %.2f dB, SSIM %.4f → %.4f on %d pairs; wrote %s"
+        print("fine-tuned %s for %d steps (%s): test PSNR %.2f → %.2f dB, SSIM %.4f → %.4f on %d pairs; wrote %s"
               % (ft["config"]["name"], ft["steps"], ft["losses"], ft["before"]["psnr"], ft["after"]["psnr"],
                  ft["before"]["ssim"], ft["after"]["ssim"], ft["images"], ft["out"]))
     return 0
@@ -183,7 +199,7 @@ def _finetune(gen, ckpt, result, train, held_out, calib, args):
                               batch_size=args.finetune_batch_size, lr=args.finetune_lr, seed=args.seed)
     after = evaluate_config(model, held_out, best.config)
     entry = config_entries([best])[0]
-    entry["quality"] = after["psnr"]
+    entry["test_quality"] = after["psnr"]  # "quality" stays the validation score that chose it
     new = dict(ckpt)
     new["generator"] = {"arch": model.arch(), "state_dict": {k: v.detach().cpu().clone()
                                                              for k, v in model.state_dict().items()}}

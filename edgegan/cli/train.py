@@ -309,9 +309,9 @@ PPCD_EPILOG = """examples:
   edgegan build --target cpu --checkpoint runs/ppcd.pt
 
   # short budgets (hundreds of steps): with the default --lambda-pp 0.01 nothing is pruned in 400 steps;
-  # benchmarks/compression_table.py uses these (1200 steps kept 71 of 768 masked channels)
+  # benchmarks/compression_table.py uses these, plus an L1 term to the teacher's output (not in the paper)
   edgegan train ppcd --teacher runs/fmnist_shoes_32.pt --data fmnist-shoes --steps 1200 \\
-      --alpha 0.9 --lambda-pp 1.0 --mask-lr 2e-3 --out runs/ppcd.pt
+      --alpha 0.9 --lambda-pp 1.0 --mask-lr 2e-3 --lambda-recon 10 --out runs/ppcd.pt
 """
 
 
@@ -382,9 +382,11 @@ def _register_supernet(recipes):
         "supernet", help="GAN Compression: a once-for-all mobile student distilled from a teacher",
         description="Train a mobile (separable-conv ResBlock) student as a once-for-all supernet: each step "
                     "samples per-slot channel counts (multiples of --step), and the student learns "
-                    "L = L_cGAN + λ_recon·L1(student, teacher output) + λ_distill·Σ‖f_t(S_t) − T_t‖² over 4 "
-                    "intermediate features (learnable 1×1 adapters). The checkpoint is what `edgegan search` "
-                    "reads; prints held-out PSNR / SSIM / L1 at the student's widths.",
+                    "L = L_cGAN + λ_recon·L1(student, target) + λ_distill·Σ‖f_t(S_t) − T_t‖² over 4 "
+                    "intermediate features (learnable 1×1 adapters); the target is the real one, or the teacher's "
+                    "output with --recon-target teacher. --val-images training "
+                    "pairs are held out for the search. The checkpoint is what `edgegan search` reads; prints "
+                    "held-out PSNR / SSIM / L1 at the student's widths.",
         epilog=SUPERNET_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_teacher_arguments(p)
     add_data_arguments(p, from_teacher=True)
@@ -395,8 +397,15 @@ def _register_supernet(recipes):
                    help="in: InstanceNorm (default: a supernet's BN statistics belong to no sub-network); "
                         "bn: search it with --recalibrate")
     g.add_argument("--step", type=int, default=8, help="channel counts are multiples of STEP (default 8)")
-    g.add_argument("--lambda-recon", type=float, default=10.0, help="weight of L1 to the teacher's output (default 10)")
+    g.add_argument("--lambda-recon", type=float, default=10.0, help="weight of the L1 reconstruction term (default 10)")
+    g.add_argument("--recon-target", choices=("auto", "real", "teacher"), default="auto",
+                   help="what the L1 term pulls the student toward: auto (default) is the real target of the "
+                        "pair (this recipe takes paired data; train_supernet uses the teacher's output on unpaired "
+                        "data, GAN Compression's unpaired → paired); teacher: the teacher's output instead")
     g.add_argument("--lambda-distill", type=float, default=1.0, help="weight of feature distillation (default 1)")
+    g.add_argument("--val-images", "--search-images", dest="val_images", type=int, default=100,
+                   help="training pairs held out of training (a permutation seeded with 0) on which the search "
+                        "scores candidates, here and in `edgegan search` (default 100; 0: hold none out)")
     g = p.add_argument_group("search after training (stores \"configs\" in the checkpoint for `edgegan build`)")
     g.add_argument("--budget-macs", type=float,
                    help="search the trained supernet under this MACs budget and store the chosen configs")
@@ -405,8 +414,6 @@ def _register_supernet(recipes):
                         "--budget-macs; alone: search without a budget)")
     g.add_argument("--search-mode", choices=("auto", "exhaustive", "evolution"), default="auto",
                    help="as `edgegan search --mode` (default auto)")
-    g.add_argument("--search-images", type=int, default=100,
-                   help="held-out pairs each candidate is scored on (default 100)")
     g.add_argument("--population", type=int, default=16, help="evolutionary search population (default 16)")
     g.add_argument("--generations", type=int, default=8, help="evolutionary search generations (default 8)")
     add_optimisation_arguments(p)
@@ -419,10 +426,12 @@ def _register_ppcd(recipes):
     p = recipes.add_parser(
         "ppcd", help="PPCD-GAN: learnable channel masks + sparsity + attention distillation, then pruning",
         description="Put a learnable mask (sigmoid(10³·w)) after each conv of every residual block of the "
-                    "teacher (or of --init) plus a transition 1×1 conv, train with L = L_ADV + "
-                    "λ_PP·Σ|w+1| + λ_CD·ℓ_CD (attention maps distilled from the teacher) + λ_recon·L1 to the "
-                    "teacher, binarize masks once more than --alpha of their channels are off, then remove the "
-                    "zero channels. Writes a pruned checkpoint `edgegan build` compiles.",
+                    "teacher (or of --init) plus a transition 1×1 conv, train with PPCD's loss L = L_ADV + "
+                    "λ_PP·Σ|w+1| + λ_CD·ℓ_CD (attention maps distilled from the teacher; --lambda-recon adds an "
+                    "L1 term to the teacher's output), binarize masks once more than --alpha of their channels "
+                    "are off, then remove the zero channels and fold each transition conv into its block's last "
+                    "conv. Writes a pruned checkpoint `edgegan build` compiles, with fewer MACs than the teacher "
+                    "once any channel is removed.",
         epilog=PPCD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_teacher_arguments(p)
     add_data_arguments(p, from_teacher=True)
@@ -433,7 +442,11 @@ def _register_ppcd(recipes):
                    help="binarize a mask once this fraction of its channels is at most 0.005 (default 0.5)")
     g.add_argument("--lambda-pp", type=float, default=0.01, help="weight of the sparsity loss (default 0.01)")
     g.add_argument("--lambda-cd", type=float, default=1.0, help="weight of attention distillation (default 1)")
-    g.add_argument("--lambda-recon", type=float, default=10.0, help="weight of L1 to the teacher's output (default 10)")
+    g.add_argument("--lambda-recon", type=float, default=0.0,
+                   help="weight of an extra L1 term to the teacher's output (default 0: PPCD's loss). The paper "
+                        "has no pixel-level term: its pruned generator follows the teacher through the attention "
+                        "maps and the discriminator only; this term also pulls its outputs toward the teacher's "
+                        "pixel by pixel (what PSNR measures)")
     g.add_argument("--mask-lr", type=float, help="learning rate of the mask parameters (default: --lr)")
     g.add_argument("--mask-init", type=float, default=0.01, help="initial mask parameter w (default 0.01: m ≈ 1)")
     add_optimisation_arguments(p)
@@ -479,28 +492,49 @@ def run_supernet(args):
 
     _configure_threads(args)
     resolve_device(args.device)
+    from ..data.split import VALIDATION_SEED, validation_split
+    from ..errors import EdgeganError
+
     teacher, tckpt, teacher_d = _load_teacher(args)
     _say_loading(args)
     train_set, test_set = _load_teacher_data(args, tckpt)
     require_paired(train_set, "edgegan train supernet", args.data)
     _check_data(tckpt, train_set, args)
+    searching = args.budget_macs is not None or bool(args.search_configs)
+    if args.val_images < 0 or (searching and not args.val_images):
+        raise EdgeganError("--val-images must be at least 1 to search (the search scores candidates on them), "
+                           "or 0 without a search, got %d" % args.val_images)
+    val_set = None
+    if args.val_images:
+        try:
+            val_set, train_set = validation_split(train_set, args.val_images, seed=VALIDATION_SEED)
+        except ValueError as e:
+            raise EdgeganError("--val-images %d: %s; hold out fewer pairs (or 0 without a search)"
+                               % (args.val_images, e))
     ckpt = train_supernet(teacher, train_set, args.steps, ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm,
                           step=args.step, batch_size=args.batch_size, lr=args.lr, lambda_recon=args.lambda_recon,
                           lambda_distill=args.lambda_distill, seed=args.seed, device=args.device, teacher_d=teacher_d,
-                          eval_set=test_set, eval_every=args.eval_every, eval_images=args.eval_images)
-    if args.budget_macs is not None or args.search_configs:
-        _search_into(ckpt, test_set, args)
+                          eval_set=test_set, eval_every=args.eval_every, eval_images=args.eval_images,
+                          recon_target=args.recon_target)
+    if val_set is not None:
+        ckpt["train"]["validation"] = {"split": "train", "images": len(val_set), "seed": VALIDATION_SEED}
+    if searching:
+        _search_into(ckpt, val_set, test_set, args)
     _finish(args, ckpt, test_set, tckpt)
     if ckpt.get("configs") and not args.json:
         print(format_table([{"name": e["config"]["name"], "macs": e["macs"], "params": e["params"],
-                             "psnr": e["quality"]} for e in ckpt["configs"]],
+                             "psnr": e["quality"], "test": e["test_quality"]} for e in ckpt["configs"]],
                            [("name", "stored config", None), ("macs", "MACs", "{:,}"), ("params", "params", "{:,}"),
-                            ("psnr", "PSNR dB (search)", "{:.2f}")]))
+                            ("psnr", "PSNR val dB", "{:.2f}"), ("test", "PSNR test dB", "{:.2f}")]))
+        result = ckpt["search"]["result"]
+        print("PSNR val: %d held-out training pairs chose them; PSNR test: %d test pairs report them"
+              % (result["validation"]["images"], result["test"]["images"]))
         print("`edgegan build --checkpoint %s` builds these configs" % args.out)
 
 
-def _search_into(ckpt, test_set, args):
-    """Search the trained supernet and store the chosen front configs in ``ckpt["configs"]``."""
+def _search_into(ckpt, val_set, test_set, args):
+    """Search the trained supernet on ``val_set`` and store the chosen front configs in ``ckpt["configs"]``,
+    with the front's PSNR on the held-out test pairs (the ones the checkpoint's metrics are on)."""
     import torch
     from torch.utils.data import DataLoader, Subset
 
@@ -511,8 +545,9 @@ def _search_into(ckpt, test_set, args):
     gen = build_model(ckpt["generator"]["arch"])
     gen.load_state_dict(ckpt["generator"]["state_dict"])
     gen = gen.to(args.device).eval()
-    n = min(len(test_set), max(1, args.search_images))
-    inputs, targets = next(iter(DataLoader(Subset(test_set, range(n)), batch_size=n)))
+    inputs, targets = next(iter(DataLoader(val_set, batch_size=len(val_set))))
+    n_test = min(len(test_set), args.eval_images) if args.eval_images else len(test_set)
+    test_x, test_y = next(iter(DataLoader(Subset(test_set, range(n_test)), batch_size=n_test)))
     meta = ckpt["data"]
     shape = (1, int(meta["in_channels"]), int(meta["size"]), int(meta["size"]))
     with torch.no_grad():
@@ -520,7 +555,8 @@ def _search_into(ckpt, test_set, args):
             result, entries = search_checkpoint_configs(
                 gen, inputs.to(args.device), targets.to(args.device), shape, budget_macs=args.budget_macs,
                 n_configs=args.search_configs or 1, step=args.step, mode=args.search_mode,
-                population=args.population, generations=args.generations, seed=args.seed)
+                population=args.population, generations=args.generations, seed=args.seed,
+                test=(test_x.to(args.device), test_y.to(args.device)))
         except ValueError as e:
             raise EdgeganError(str(e))
     if not entries:
@@ -528,8 +564,10 @@ def _search_into(ckpt, test_set, args):
                            % (args.budget_macs, len(result.evaluated)))
     # BatchNorm supernets are scored with their stored statistics: the ones `edgegan build` compiles
     ckpt["configs"] = entries
-    ckpt["search"] = dict(ckpt.get("search", {}), result=dict(result.to_dict(), budget_macs=args.budget_macs,
-                                                              images=n, quality="psnr_db"))
+    ckpt["search"] = dict(ckpt.get("search", {}), result=dict(
+        result.to_dict(), budget_macs=args.budget_macs, images=len(val_set), quality="psnr_db",
+        validation=dict(ckpt["train"]["validation"]), test={"split": getattr(test_set, "split", "test"),
+                                                            "images": n_test}))
 
 
 def run_ppcd(args):
@@ -554,10 +592,12 @@ def run_ppcd(args):
                               eval_set=test_set, eval_every=args.eval_every, eval_images=args.eval_images)
     _finish(args, ckpt, test_set, tckpt)
     if not args.json:
-        print("pruned: %d → %d params (%.2f×), %d → %d MACs (%.2f×); %d of %d masked channels kept"
-              % (report["masked"]["params"], report["pruned"]["params"], report["params_ratio"],
-                 report["masked"]["macs"], report["pruned"]["macs"], report["macs_ratio"],
-                 report["masks"]["kept"], report["masks"]["total"]))
+        print("pruned: %d → %d params (%.2f×), %d → %d MACs (%.2f×) from the unpruned generator; %d of %d masked "
+              "channels kept, %d of %d transition convs folded"
+              % (report["unpruned"]["params"], report["pruned"]["params"], report["unpruned_params_ratio"],
+                 report["unpruned"]["macs"], report["pruned"]["macs"], report["unpruned_macs_ratio"],
+                 report["masks"]["kept"], report["masks"]["total"], report["folded_transitions"],
+                 report["blocks"]))
 
 
 ANYCOST_EPILOG = """examples:

@@ -1,7 +1,7 @@
 """A pruned generator rebuilt from its layer structure (PPCD checkpoints).
 
 ``physically_prune`` returns a plain generator whose residual blocks carry arbitrary channel counts
-(and transition 1×1 convs); no width-parameterised class rebuilds it. ``module_spec(model)``
+(and the transition 1×1 convs that were not folded); no width-parameterised class rebuilds it. ``module_spec(model)``
 describes its module tree as plain values (layer types and their constructor arguments, nested
 containers), and ``PrunedGenerator(spec)`` rebuilds exactly that tree, with the same state-dict
 keys, running its top-level children in order. A checkpoint stores it as::
@@ -15,12 +15,16 @@ __all__ = ["PrunableBlock", "PrunedGenerator", "module_spec"]
 
 
 class PrunableBlock(nn.Module):
-    """A residual block ``x + transition(body(x))``; ``body`` holds ``ChannelMask``s until pruned."""
+    """A residual block ``x + transition(body(x))``; ``body`` holds ``ChannelMask``s until pruned.
 
-    def __init__(self, body, transition):
+    ``edgegan.train.prune`` keeps its transition 1×1 conv inside ``body`` (before the last norm), so
+    ``transition`` is an identity there; checkpoints of earlier versions carry a conv in it.
+    """
+
+    def __init__(self, body, transition=None):
         super().__init__()
         self.body = nn.Sequential(*body)
-        self.transition = transition
+        self.transition = transition if transition is not None else nn.Identity()
 
     def forward(self, x):
         return x + self.transition(self.body(x))

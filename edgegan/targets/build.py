@@ -69,7 +69,10 @@ def _load_configs(configs):
     for entry in configs or []:
         quality = None
         if isinstance(entry, dict) and "config" in entry:
-            quality = entry.get("quality")
+            # the test-split score when the search reported one (its validation score chose the config)
+            quality = entry.get("test_quality")
+            if quality is None:
+                quality = entry.get("quality")
             entry = entry["config"]
         try:
             config = SubnetConfig.coerce(entry)

@@ -131,6 +131,50 @@ def consistency_error(generator, inputs, widths=None):
     return out
 
 
+def anycost_step(generator, opt_g, inputs, targets, widths, lambda_l1=100.0, lambda_consistency=100.0,
+                 perceptual=None, lambda_perceptual=0.0, discriminator=None, opt_d=None, lambda_gan=0.0):
+    """One consistency step: the full width's task loss ``λ_L1·L1(G_1(x), y)`` (+ ``λ_GAN``·hinge against
+    ``discriminator``, which takes its own hinge step first) plus ``λ_c`` × the mean over ``widths`` (the
+    sub-widths drawn for this step) of ``consistency_loss(G_w(x), G_1(x))``, whose target is detached: the
+    sub-widths move toward the full width, not the other way. Returns the losses (floats) and the widths."""
+    set_width(generator, 1.0)
+    full = generator(inputs)
+    losses = {}
+    if discriminator is not None:
+        discriminator.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d = d_hinge_loss(discriminator(torch.cat([inputs, targets], 1)),
+                              discriminator(torch.cat([inputs, full.detach()], 1)))
+        loss_d.backward()
+        opt_d.step()
+        discriminator.requires_grad_(False)
+        losses["d"] = loss_d.item()
+    opt_g.zero_grad(set_to_none=True)
+    task = F.l1_loss(full, targets)
+    loss = lambda_l1 * task
+    if discriminator is not None:
+        adversarial = g_hinge_loss(discriminator(torch.cat([inputs, full], 1)))
+        loss = loss + lambda_gan * adversarial
+        losses["g"] = adversarial.item()
+    cons_total, mse_total, perc_total = 0.0, 0.0, 0.0
+    for w in widths:
+        set_width(generator, w)
+        sub = generator(inputs)
+        c, mse, perc = consistency_loss(sub, full, perceptual, lambda_perceptual)
+        cons_total = cons_total + c / len(widths)
+        mse_total += mse.item() / len(widths)
+        if perc is not None:
+            perc_total += perc.item() / len(widths)
+    loss = loss + lambda_consistency * cons_total
+    loss.backward()
+    opt_g.step()
+    set_width(generator, 1.0)
+    losses.update({"l1": task.item(), "consistency": mse_total, "widths": list(widths)})
+    if perceptual is not None:
+        losses["perceptual"] = perc_total
+    return losses
+
+
 def resolve_widths(generator, widths):
     """The widths to train (sorted, 1.0 included) and a generator that holds them.
 
@@ -247,7 +291,7 @@ def train_anycost(generator, train_set, steps, test_set=None, widths=None, sampl
         say("sorted channels by importance; full-width output changed by %.1e" % sort_diff)
 
     perceptual = PerceptualFeatures(classifier).to(device) if lambda_perceptual else None
-    disc = None
+    disc, opt_d = None, None
     if lambda_gan:
         from ..models import SharedTrunkPatchGAN
         from .distill import inherit_discriminator
@@ -272,41 +316,11 @@ def train_anycost(generator, train_set, steps, test_set=None, widths=None, sampl
     generator.train()
     for step in range(1, steps + 1):
         inputs, targets = (t.to(device) for t in next(batches))
-        set_width(generator, 1.0)
-        full = generator(inputs)
-        losses = {}
-        if disc is not None:
-            disc.requires_grad_(True)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d = d_hinge_loss(disc(torch.cat([inputs, targets], 1)), disc(torch.cat([inputs, full.detach()], 1)))
-            loss_d.backward()
-            opt_d.step()
-            disc.requires_grad_(False)
-            losses["d"] = loss_d.item()
-        opt_g.zero_grad(set_to_none=True)
-        task = F.l1_loss(full, targets)
-        loss = lambda_l1 * task
-        if disc is not None:
-            adversarial = g_hinge_loss(disc(torch.cat([inputs, full], 1)))
-            loss = loss + lambda_gan * adversarial
-            losses["g"] = adversarial.item()
         chosen = [rng.choice(sub_widths)] if sample == "one" else sub_widths
-        cons_total, mse_total, perc_total = 0.0, 0.0, 0.0
-        for w in chosen:
-            set_width(generator, w)
-            sub = generator(inputs)
-            c, mse, perc = consistency_loss(sub, full, perceptual, lambda_perceptual)
-            cons_total = cons_total + c / len(chosen)
-            mse_total += mse.item() / len(chosen)
-            if perc is not None:
-                perc_total += perc.item() / len(chosen)
-        loss = loss + lambda_consistency * cons_total
-        loss.backward()
-        opt_g.step()
-        set_width(generator, 1.0)
-        losses.update({"l1": task.item(), "consistency": mse_total, "widths": chosen})
-        if perceptual is not None:
-            losses["perceptual"] = perc_total
+        losses = anycost_step(generator, opt_g, inputs, targets, chosen, lambda_l1=lambda_l1,
+                              lambda_consistency=lambda_consistency, perceptual=perceptual,
+                              lambda_perceptual=lambda_perceptual, discriminator=disc,
+                              opt_d=opt_d, lambda_gan=lambda_gan)
         losses["step"] = step
         recent.append(losses)
         if eval_subset is not None and step % eval_every == 0 and step < steps:
@@ -354,5 +368,5 @@ def train_anycost(generator, train_set, steps, test_set=None, widths=None, sampl
     return ckpt
 
 
-__all__ = ["PerceptualFeatures", "consistency_error", "consistency_loss", "resolve_widths", "sort_preserving",
-           "train_anycost"]
+__all__ = ["PerceptualFeatures", "anycost_step", "consistency_error", "consistency_loss", "resolve_widths",
+           "sort_preserving", "train_anycost"]

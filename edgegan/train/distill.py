@@ -8,8 +8,11 @@ blocks that split the n blocks in 3 groups (after blocks ⌈n/3⌉, ⌈2n/3⌉ a
 The student is elastic: each adapter is an ``ElasticConv2d`` with a fixed output width that reads
 whichever channels the student's sampled configuration produces, so one set of adapters serves the
 whole supernet. ``supernet_step`` samples a random configuration per step (``SearchSpace.sample``)
-and trains the student at it with L = L_cGAN + λ_recon·L_recon + λ_distill·L_distill, the
-reconstruction target being the teacher's output (unpaired → paired) or the real target.
+and trains the student at it with L = L_cGAN + λ_recon·L_recon + λ_distill·L_distill. The
+reconstruction target is the real target on paired data; the teacher's output when asked
+(``recon_target="teacher"``) or on unpaired data (a data set with ``paired = False``), where the
+teacher's outputs become the student's targets altogether — the discriminator's "real" pairs too
+(GAN Compression's unpaired → paired).
 """
 
 import contextlib
@@ -88,13 +91,37 @@ def attention_distillation(student_feats, teacher_feats, layers=None):
     return total / len(layers)
 
 
+RECON_TARGETS = ("real", "teacher")
+
+
+def resolve_recon_target(recon_target, train_set):
+    """``real`` or ``teacher`` for ``recon_target`` ``auto`` / ``real`` / ``teacher`` on ``train_set``: ``auto``
+    is the real target on paired data and the teacher's output on unpaired data (``paired = False``)."""
+    from ..errors import EdgeganError
+
+    paired = getattr(train_set, "paired", True)
+    if recon_target in (None, "auto"):
+        return "real" if paired else "teacher"
+    if recon_target not in RECON_TARGETS:
+        raise EdgeganError("the reconstruction target must be auto, real or teacher, got %r" % (recon_target,))
+    if recon_target == "real" and not paired:
+        raise EdgeganError("the data set is unpaired: its targets are not the inputs' translations, so the "
+                           "reconstruction target must be the teacher's output (recon target auto or teacher)")
+    return recon_target
+
+
 def supernet_step(student, teacher, discriminator, adapters, opt_g, opt_d, inputs, targets, space, rng,
-                  lambda_recon=10.0, lambda_distill=1.0, recon_target="teacher"):
+                  lambda_recon=10.0, lambda_distill=1.0, recon_target="real", paired=True):
     """One once-for-all step at a random config; returns the losses and the config sampled.
 
     ``opt_g`` must hold the student's and the adapters' parameters. ``discriminator(pair)`` scores
-    input‖output pairs (a ``SharedTrunkPatchGAN`` with one head, e.g.).
+    input‖output pairs (a ``SharedTrunkPatchGAN`` with one head, e.g.). ``recon_target``: ``real``
+    (L1 to ``targets``) or ``teacher`` (L1 to the teacher's output). ``paired=False`` (unpaired data):
+    the teacher's outputs replace ``targets`` everywhere, as the reconstruction target and in the
+    discriminator's real pairs.
     """
+    if recon_target not in RECON_TARGETS:
+        raise ValueError("recon_target must be one of %s, got %r" % (RECON_TARGETS, recon_target))
     config = space.sample(rng)
     set_width(student, config)
     teacher.eval()
@@ -104,6 +131,8 @@ def supernet_step(student, teacher, discriminator, adapters, opt_g, opt_d, input
     with capture(student, adapters.layers) as s_feats:
         fake = student(inputs)
         s_feats = dict(s_feats)
+    if not paired:
+        targets, recon_target = t_out, "teacher"
     real_pair = torch.cat([inputs, targets], 1)
 
     discriminator.requires_grad_(True)
@@ -186,7 +215,7 @@ def _stderr(line):
 
 def train_supernet(teacher, train_set, steps, ngf=None, n_blocks=None, norm="in", step=8, batch_size=16,
                    lr=2e-4, lambda_recon=10.0, lambda_distill=1.0, seed=0, device="cpu", teacher_d=None, log=None,
-                   eval_set=None, eval_every=0, eval_images=500):
+                   eval_set=None, eval_every=0, eval_images=500, recon_target="auto"):
     """Train a mobile once-for-all student from ``teacher`` on ``train_set``; returns a checkpoint dict.
 
     The student is a ``MobileResnetGenerator`` with the teacher's channel counts (ngf, blocks) unless
@@ -195,6 +224,8 @@ def train_supernet(teacher, train_set, steps, ngf=None, n_blocks=None, norm="in"
     width multipliers, its ``search`` entry records the space. BatchNorm statistics of a supernet
     belong to no single sub-network: search with ``--recalibrate`` (or use ``norm="in"``).
     ``teacher_d``: the teacher checkpoint's ``discriminator`` entry, inherited (``inherit_discriminator``).
+    ``recon_target``: ``auto`` (the real target on paired data, the teacher's output on unpaired data),
+    ``real`` or ``teacher`` (``resolve_recon_target``).
     ``eval_set`` / ``eval_every`` / ``eval_images``: every N steps, print the held-out PSNR / SSIM of
     the student's widths on the first ``eval_images`` pairs (recorded in ``train["evals"]``).
     The checkpoint also holds the trained feature adapters (``distill``), for fine-tuning a
@@ -208,6 +239,8 @@ def train_supernet(teacher, train_set, steps, ngf=None, n_blocks=None, norm="in"
     from .search import SearchSpace
     from .slimmable import ADAM_BETAS, endless_batches, seed_everything
 
+    recon_target = resolve_recon_target(recon_target, train_set)
+    paired = getattr(train_set, "paired", True)
     seed_everything(seed)
     meta = train_set.describe()
     th = teacher.hparams
@@ -233,7 +266,8 @@ def train_supernet(teacher, train_set, steps, ngf=None, n_blocks=None, norm="in"
     for i in range(1, steps + 1):
         inputs, targets = (t.to(device) for t in next(batches))
         losses = supernet_step(student, teacher, disc, adapters, opt_g, opt_d, inputs, targets, space, rng,
-                               lambda_recon=lambda_recon, lambda_distill=lambda_distill)
+                               lambda_recon=lambda_recon, lambda_distill=lambda_distill, recon_target=recon_target,
+                               paired=paired)
         losses["config"] = losses["config"].to_dict()
         history.append(losses)
         if log:
@@ -251,7 +285,9 @@ def train_supernet(teacher, train_set, steps, ngf=None, n_blocks=None, norm="in"
         "data": meta,
         "search": {"step": step, "choices": dict(space.choices)},
         "train": {"recipe": "supernet", "steps": steps, "batch_size": batch_size, "lr": lr,
-                  "lambda_recon": lambda_recon, "lambda_distill": lambda_distill, "seed": seed,
+                  "lambda_recon": lambda_recon, "recon_target": recon_target, "paired": bool(paired),
+                  "train_images": len(train_set),
+                  "lambda_distill": lambda_distill, "seed": seed,
                   "distill_layers": adapters.layers, "seconds": round(time.perf_counter() - start, 1),
                   "history": history[-10:], "eval_every": eval_every, "evals": evals},
         "distill": {"layers": list(adapters.layers), "state_dict": {k: v.detach().cpu().clone()
@@ -296,11 +332,17 @@ def finetune_subnet(model, config, train_set, steps, teacher=None, adapters_stat
     Only the weights the sub-network uses change (the other slices get zero gradients, and Adam
     leaves them in place), so ``model`` at ``config`` *is* the fine-tuned sub-network. BatchNorm
     statistics, if any, are re-estimated at ``config`` on ``recalibrate_batches`` batches at the end.
-    Returns the loss history (the last 10 steps).
+    On unpaired data (``train_set.paired`` False) the teacher's output is the target of the L1 term, so a
+    ``teacher`` is needed. Returns the loss history (the last 10 steps).
     """
     from ..subnet import SubnetConfig
     from .slimmable import ADAM_BETAS, endless_batches, seed_everything
 
+    paired = getattr(train_set, "paired", True)
+    if not paired and teacher is None:
+        from ..errors import EdgeganError
+
+        raise EdgeganError("the data set is unpaired: fine-tuning needs a teacher, whose outputs are the targets")
     seed_everything(seed)
     config = SubnetConfig.coerce(config)
     model = model.to(device)
@@ -337,7 +379,7 @@ def finetune_subnet(model, config, train_set, steps, teacher=None, adapters_stat
             else:
                 out = model(inputs)
                 extra = 0.0
-            task = F.l1_loss(out, targets)
+            task = F.l1_loss(out, targets if paired else t_out)
             loss = lambda_l1 * task + extra
             opt.zero_grad(set_to_none=True)
             loss.backward()

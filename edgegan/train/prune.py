@@ -2,21 +2,24 @@
 
 1. ``insert_masks(generator)`` cuts the generator (a ``ResnetGenerator`` or ``MobileResnetGenerator``,
    at full width or at a config) out as plain modules (BatchNorm kept, so it can still train) and puts
-   a ``ChannelMask`` after each regular (non-depthwise) conv of every residual block — after the conv's
-   norm, before the ReLU, so that a zero mask gives an exactly zero channel — plus a **transition 1×1
-   conv** (identity at start) at the end of each block that restores the stream width for the
-   residual addition::
+   a ``ChannelMask`` after each regular (non-depthwise) conv of every residual block. Inside a block
+   the mask of the first conv sits after the conv's norm, before the ReLU, so that a zero mask gives an
+   exactly zero channel; the block's last conv is followed by its mask and a **transition 1×1 conv**
+   (identity at start) that restores the stream width for the residual addition, then by its norm::
 
-       x + T(mask2(norm(conv2(relu(mask1(norm(conv1(x))))))))
+       x + norm2(T(mask2(conv2(relu(mask1(norm1(conv1(x))))))))
 
-2. Train with ``L = L_GAN (+ distillation) + 0.01·sparsity_loss(model)``, calling
-   ``update_masks(model, alpha)`` after each step (binarization trick at pivot 0.005).
+2. Train with ``L = L_ADV + λ_CD·ℓ_CD + 0.01·sparsity_loss(model)`` (PPCD's loss; ``ppcd_step``),
+   calling ``update_masks(model, alpha)`` after each step (binarization trick at pivot 0.005).
 3. ``physically_prune(model)`` removes the channels whose mask is 0 from the producing conv, its norm,
    the depthwise convs/norms that carry them, and the consuming conv's inputs (the transition conv
-   for the last mask of a block), and drops the masks: a plain smaller generator computing the same
-   function as the masked one (eval mode). A constant that a removed channel still contributes
-   (e.g. a depthwise conv's bias or a norm's shift applied to a zero channel) is folded into the
-   consumer's bias.
+   for the last mask of a block), and drops the masks. A constant that a removed channel still
+   contributes (e.g. a depthwise conv's bias or a norm's shift applied to a zero channel) is folded
+   into the consumer's bias. Then each transition conv **folds into the block's last conv** (a 1×1
+   linear map composes with the conv before it exactly: ``W' = T·W``, ``b' = T·b + b_T``), unless
+   keeping the pair is cheaper (few channels kept: a low-rank factorisation). The result is a plain
+   generator computing the masked one's function (eval mode) with at most the teacher's MACs — fewer
+   as soon as a channel is removed.
 """
 
 import copy
@@ -47,14 +50,19 @@ def _identity_1x1(channels):
 
 
 def _masked_body(layers, init):
+    """``layers`` with a mask after each regular conv: after the conv's norm for the first convs, and right
+    after the block's last conv, followed by the identity transition conv, for the last one."""
+    last = max(i for i, m in enumerate(layers) if _is_regular_conv(m))
     out = []
     for i, m in enumerate(layers):
         out.append(m)
-        if _is_regular_conv(m):
+        if i == last:
+            out += [ChannelMask(m.out_channels, init=init), _identity_1x1(m.out_channels)]
+        elif _is_regular_conv(m):
             nxt = layers[i + 1] if i + 1 < len(layers) else None
             if not isinstance(nxt, NORMS):
                 out.append(ChannelMask(m.out_channels, init=init))
-        elif isinstance(m, NORMS) and i > 0 and _is_regular_conv(layers[i - 1]):
+        elif isinstance(m, NORMS) and 0 < i and i - 1 != last and _is_regular_conv(layers[i - 1]):
             out.append(ChannelMask(m.num_features, init=init))
     return out
 
@@ -64,9 +72,7 @@ def insert_masks(generator, config=1.0, input_shape=None, init=0.01):
     shape = input_shape or default_input_shape(generator, 32)
     model = extract(generator, config, input_shape=shape, fold_bn=False)
     for i, block in enumerate(model.blocks):
-        layers = list(block.body)
-        convs = [m for m in layers if _is_regular_conv(m)]
-        model.blocks[i] = PrunableBlock(_masked_body(layers, init), _identity_1x1(convs[-1].out_channels))
+        model.blocks[i] = PrunableBlock(_masked_body(list(block.body), init))
     for p in model.parameters():
         p.requires_grad_(True)
     model.subnet_config = dict(model.subnet_config, masked=True)
@@ -79,11 +85,13 @@ def ppcd_regularizer(model, weight=LAMBDA_PP):
 
 
 def ppcd_step(masked, teacher, discriminator, opt_g, opt_d, inputs, targets, alpha, layers=None,
-              lambda_pp=LAMBDA_PP, lambda_cd=1.0, lambda_recon=0.0):
+              lambda_pp=LAMBDA_PP, lambda_cd=1.0, lambda_recon=0.0, paired=True):
     """One PPCD step: L = λ_PP·Σ|w+1| + λ_CD·ℓ_CD + L_ADV (+ λ_recon·L1 to the teacher), then binarization.
 
     ``masked`` comes from ``insert_masks``; ``teacher`` is the (larger) generator whose attention maps
-    are distilled at ``layers`` (default: ``distill_layers``). Returns the losses and mask statistics.
+    are distilled at ``layers`` (default: ``distill_layers``). ``paired=False`` (unpaired data): the
+    discriminator's real pairs hold the teacher's outputs instead of ``targets``. Returns the losses
+    and mask statistics.
     """
     import torch.nn.functional as F
 
@@ -98,6 +106,8 @@ def ppcd_step(masked, teacher, discriminator, opt_g, opt_d, inputs, targets, alp
     with capture(masked, layers) as s_feats:
         fake = masked(inputs)
         s_feats = dict(s_feats)
+    if not paired:
+        targets = t_out
 
     discriminator.requires_grad_(True)
     opt_d.zero_grad(set_to_none=True)
@@ -223,29 +233,82 @@ def _prune_first_mask(layers, transition):
     return layers, transition, keep
 
 
+def _transition_index(layers):
+    """Index of the transition conv (the 1×1 conv right after a block's last mask), or ``None``."""
+    idx = [i for i, m in enumerate(layers) if isinstance(m, ChannelMask)]
+    if not idx or idx[-1] + 1 >= len(layers):
+        return None
+    t = layers[idx[-1] + 1]
+    if _is_regular_conv(t) and t.kernel_size == (1, 1) and t.stride == (1, 1) and t.padding == (0, 0):
+        return idx[-1] + 1
+    return None
+
+
+@torch.no_grad()
+def compose_1x1(conv, t):
+    """One conv computing ``t(conv(x))`` for a regular ``conv`` and a 1×1, stride-1 ``t``: ``W' = T·W``,
+    ``b' = T·b + b_T`` (exact: ``t`` mixes channels pixel by pixel)."""
+    T = t.weight.detach()[:, :, 0, 0]
+    weight = torch.einsum("oc,cikl->oikl", T, conv.weight.detach())
+    bias = None
+    if conv.bias is not None or t.bias is not None:
+        bias = torch.zeros(T.shape[0], dtype=weight.dtype, device=weight.device)
+        if conv.bias is not None:
+            bias = bias + T @ conv.bias.detach()
+        if t.bias is not None:
+            bias = bias + t.bias.detach()
+    return _conv_like(conv, weight=weight, bias=bias)
+
+
+def _fold_transition(layers, t_index):
+    """Fold the transition conv at ``t_index`` into the regular conv right before it when that costs fewer
+    MACs than keeping both (``c`` kept channels: ``in·out·k²`` vs ``in·c·k² + c·out`` per pixel)."""
+    conv, t = layers[t_index - 1], layers[t_index]
+    if not _is_regular_conv(conv):
+        return layers, False
+    k2 = conv.kernel_size[0] * conv.kernel_size[1]
+    folded = conv.in_channels * t.out_channels * k2
+    pair = conv.in_channels * conv.out_channels * k2 + conv.out_channels * t.out_channels
+    if folded > pair:
+        return layers, False
+    layers[t_index - 1] = compose_1x1(conv, t)
+    del layers[t_index]
+    return layers, True
+
+
 @torch.no_grad()
 def physically_prune(model):
-    """A plain smaller generator without masks: zero-mask channels removed (masks must be binarized).
+    """A plain smaller generator without masks: zero-mask channels removed (masks must be binarized), each
+    transition conv folded into the block's last conv where that is cheaper.
 
     The result computes the masked model's function (eval mode); ``model.pruned_channels`` lists the
-    channels kept after each mask (block name → [kept counts]).
+    channels kept after each mask (block name → [kept counts]), ``model.folded_transitions`` the blocks
+    whose transition conv was folded.
     """
     pruned = copy.deepcopy(model).eval()
-    kept = {}
+    kept, folded = {}, []
     for name, block in list(pruned.named_modules()):
         if not isinstance(block, PrunableBlock):
             continue
         layers, transition = list(block.body), block.transition
+        t_index = _transition_index(layers)
+        if t_index is not None:  # where the transition conv lands once the masks are gone
+            t_index -= sum(isinstance(m, ChannelMask) for m in layers[:t_index])
         counts = []
         while any(isinstance(m, ChannelMask) for m in layers):
             layers, transition, keep = _prune_first_mask(layers, transition)
             counts.append(int(len(keep)))
+        if t_index is not None:
+            layers, did = _fold_transition(layers, t_index)
+            if did:
+                folded.append(name)
         block.body = nn.Sequential(*layers)
         block.transition = transition
         kept[name] = counts
     for p in pruned.parameters():
         p.requires_grad_(False)
     pruned.pruned_channels = kept
+    pruned.folded_transitions = folded
     return pruned.eval()
 
 
@@ -270,13 +333,18 @@ def pruned_checkpoint(pruned, data, train=None, metrics=None, discriminator=None
 
 
 def train_ppcd(teacher, train_set, steps, init=None, config=1.0, alpha=0.5, batch_size=16, lr=2e-4, mask_lr=None,
-               lambda_pp=LAMBDA_PP, lambda_cd=1.0, lambda_recon=10.0, mask_init=0.01, seed=0, device="cpu",
+               lambda_pp=LAMBDA_PP, lambda_cd=1.0, lambda_recon=0.0, mask_init=0.01, seed=0, device="cpu",
                teacher_d=None, log=None, eval_set=None, eval_every=0, eval_images=500):
     """PPCD: masks in ``init`` (default: a copy of ``teacher``) at ``config``, ``steps`` of ``ppcd_step``
     with attention distillation from ``teacher``, then every mask binarized and the zero channels removed.
 
+    The loss is PPCD's, ``L = λ_PP·L_PP + λ_CD·L_CD + L_ADV`` (λ_PP 0.01, λ_CD 1); ``lambda_recon`` > 0
+    adds ``λ_recon·L1(G(x), teacher(x))``, a pixel-level pull toward the teacher's outputs that the
+    paper's loss does not have.
+
     Returns ``(checkpoint dict, report)``: the checkpoint (``pruned_checkpoint``) holds the pruned
-    generator; the report is ``prune_report`` of the masked vs the pruned generator.
+    generator; the report is ``prune_report`` of the masked vs the pruned generator, with the
+    unpruned generator (``init`` or the teacher at ``config``) for comparison.
     ``teacher_d``: the teacher checkpoint's ``discriminator`` entry, inherited as in GAN Compression.
     ``eval_set`` / ``eval_every`` / ``eval_images``: every N steps, print the masked generator's held-out
     PSNR / SSIM on the first ``eval_images`` pairs and the channels its masks keep (``train["evals"]``).
@@ -290,10 +358,12 @@ def train_ppcd(teacher, train_set, steps, init=None, config=1.0, alpha=0.5, batc
     from .slimmable import ADAM_BETAS, endless_batches, seed_everything
 
     seed_everything(seed)
+    paired = getattr(train_set, "paired", True)
     meta = train_set.describe()
     shape = (1, meta["in_channels"], int(meta["size"]), int(meta["size"]))
     teacher = teacher.to(device).eval()
     base = copy.deepcopy(init if init is not None else teacher).cpu()
+    unpruned = extract(base, config, input_shape=shape, fold_bn=False)
     masked = insert_masks(base, config, input_shape=shape, init=mask_init).to(device).train()
     set_width(teacher, 1.0)
     if teacher_d is not None:
@@ -313,7 +383,7 @@ def train_ppcd(teacher, train_set, steps, init=None, config=1.0, alpha=0.5, batc
     for i in range(1, steps + 1):
         inputs, targets = (t.to(device) for t in next(batches))
         losses = ppcd_step(masked, teacher, disc, opt_g, opt_d, inputs, targets, alpha, lambda_pp=lambda_pp,
-                           lambda_cd=lambda_cd, lambda_recon=lambda_recon)
+                           lambda_cd=lambda_cd, lambda_recon=lambda_recon, paired=paired)
         losses["step"] = i
         history.append(losses)
         if log:
@@ -331,13 +401,13 @@ def train_ppcd(teacher, train_set, steps, init=None, config=1.0, alpha=0.5, batc
         m.binarize()  # masks still soft at the end are binarized at the pivot
     masked = masked.cpu().eval()
     pruned = physically_prune(masked)
-    report = prune_report(masked, pruned, shape)
-    train = {"recipe": "ppcd", "steps": steps, "batch_size": batch_size, "lr": lr, "mask_lr": mask_lr or lr,
+    report = prune_report(masked, pruned, shape, unpruned=unpruned)
+    train = {"recipe": "ppcd", "paired": bool(paired), "steps": steps, "batch_size": batch_size, "lr": lr, "mask_lr": mask_lr or lr,
              "alpha": alpha, "lambda_pp": lambda_pp, "lambda_cd": lambda_cd, "lambda_recon": lambda_recon,
              "seed": seed, "config": masked.subnet_config, "seconds": round(seconds, 1), "history": history[-10:],
              "eval_every": eval_every, "evals": evals,
-             "prune": {"masked": report["masked"], "pruned": report["pruned"], "masks": report["masks"],
-                       "params_ratio": report["params_ratio"], "macs_ratio": report["macs_ratio"]}}
+             "prune": {k: report[k] for k in ("masked", "pruned", "unpruned", "masks", "params_ratio", "macs_ratio",
+                                              "unpruned_params_ratio", "unpruned_macs_ratio", "folded_transitions", "blocks")}}
     ckpt = pruned_checkpoint(pruned, meta, train=train,
                              discriminator={"arch": disc.arch(), "state_dict": disc.cpu().state_dict()}
                              if hasattr(disc, "arch") else None)
@@ -345,11 +415,20 @@ def train_ppcd(teacher, train_set, steps, init=None, config=1.0, alpha=0.5, batc
     return ckpt, report
 
 
-def prune_report(masked, pruned, input_shape):
-    """Params and MACs of the masked and the pruned generator."""
+def prune_report(masked, pruned, input_shape, unpruned=None):
+    """Params and MACs of the masked and the pruned generator, ``*_ratio`` = masked / pruned; with
+    ``unpruned`` (the plain generator the masks were put in) also its cost and ``unpruned_*_ratio`` =
+    unpruned / pruned."""
     a, b = cost(masked, input_shape), cost(pruned, input_shape)
-    return {"masked": a, "pruned": b, "masks": mask_stats(masked),
-            "params_ratio": a["params"] / float(b["params"]), "macs_ratio": a["macs"] / float(b["macs"])}
+    report = {"masked": a, "pruned": b, "masks": mask_stats(masked),
+              "params_ratio": a["params"] / float(b["params"]), "macs_ratio": a["macs"] / float(b["macs"]),
+              "folded_transitions": len(getattr(pruned, "folded_transitions", [])),
+              "blocks": len(getattr(pruned, "pruned_channels", {}))}
+    if unpruned is not None:
+        c = cost(unpruned, input_shape)
+        report.update(unpruned=c, unpruned_params_ratio=c["params"] / float(b["params"]),
+                      unpruned_macs_ratio=c["macs"] / float(b["macs"]))
+    return report
 
 
 __all__ = ["LAMBDA_PP", "PrunableBlock", "insert_masks", "mask_stats", "masks", "physically_prune",

@@ -8,7 +8,9 @@ the table. Candidates over any budget are never evaluated nor returned.
 
 Small spaces are searched exhaustively; larger ones with a seeded evolutionary search (mutation +
 crossover, as in once-for-all). Quality comes from a callback (higher is better, e.g. PSNR on
-held-out pairs: ``psnr_evaluator``). The result is the Pareto front of cost vs quality.
+held-out pairs: ``psnr_evaluator``). The result is the Pareto front of cost vs quality. The pairs that
+choose the front should be a validation split (``edgegan.data.split.validation_split``); ``report_front``
+then scores the front on other pairs (the test split), which did not choose it.
 
 Latency table (JSON), either per config::
 
@@ -171,12 +173,16 @@ class LatencyTable(object):
 # --- search ---------------------------------------------------------------------------------
 
 class Candidate(object):
+    """A config with its cost, its ``quality`` (the search's score) and, once reported, ``test_quality``
+    (``report_front``: the same measure on pairs that did not choose it)."""
+
     def __init__(self, config, macs, params, ms=None, quality=None):
         self.config, self.macs, self.params, self.ms, self.quality = config, macs, params, ms, quality
+        self.test_quality = None
 
     def to_dict(self):
         return {"config": self.config.to_dict(), "macs": self.macs, "params": self.params,
-                "ms": self.ms, "quality": self.quality}
+                "ms": self.ms, "quality": self.quality, "test_quality": self.test_quality}
 
     def __repr__(self):
         return "Candidate(%s, macs=%d, ms=%s, quality=%s)" % (dict(self.config.channels), self.macs, self.ms, self.quality)
@@ -444,6 +450,20 @@ def measure_latency_table(model, configs, input_shape, warmup=100, runs=100, dev
             "configs": entries}
 
 
+def report_front(model, candidates, evaluate):
+    """Score ``candidates`` (a front) with ``evaluate(config)`` — the search's measure on other pairs, e.g. the
+    test split — into their ``test_quality`` (eval mode, no gradients); returns them."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for c in candidates:
+                c.test_quality = float(evaluate(c.config))
+    finally:
+        model.train(was_training)
+    return candidates
+
+
 def select_front(front, n=1):
     """At most ``n`` candidates of a Pareto ``front`` (sorted by cost), spread evenly along it by cost rank;
     the best (last, highest quality) is always included. ``n`` ≤ 0 or ``None``: the whole front."""
@@ -457,17 +477,18 @@ def select_front(front, n=1):
 
 
 def config_entries(candidates):
-    """JSON-able ``{"config", "quality", "macs", "params"}`` entries (what ``edgegan build`` reads from a
-    checkpoint's ``"configs"`` or a ``--configs`` file)."""
-    return [{"config": c.config.to_dict(), "quality": c.quality, "macs": c.macs, "params": c.params, "ms": c.ms}
-            for c in candidates]
+    """JSON-able ``{"config", "quality", "test_quality", "macs", "params", "ms"}`` entries (what ``edgegan
+    build`` reads from a checkpoint's ``"configs"`` or a ``--configs`` file)."""
+    return [{"config": c.config.to_dict(), "quality": c.quality, "test_quality": c.test_quality, "macs": c.macs,
+             "params": c.params, "ms": c.ms} for c in candidates]
 
 
 def search_checkpoint_configs(model, inputs, targets, input_shape, budget_macs=None, n_configs=1, step=8,
                               choices=None, mode="auto", population=16, generations=8, seed=0, recalibrate=None,
-                              log=None):
-    """Search ``model`` (a once-for-all supernet) on held-out ``inputs`` → ``targets`` (PSNR) and pick
-    ``n_configs`` of the Pareto front under ``budget_macs`` (``select_front``).
+                              log=None, test=None):
+    """Search ``model`` (a once-for-all supernet) on validation ``inputs`` → ``targets`` (PSNR) and pick
+    ``n_configs`` of the Pareto front under ``budget_macs`` (``select_front``); with ``test`` (``(inputs,
+    targets)`` of other pairs, e.g. the test split) the whole front is also scored there (``test_quality``).
 
     Returns ``(SearchResult, entries)``, ``entries`` as ``config_entries`` writes them: ready to be
     stored as a checkpoint's ``"configs"`` so that ``edgegan build --checkpoint`` builds them.
@@ -476,28 +497,38 @@ def search_checkpoint_configs(model, inputs, targets, input_shape, budget_macs=N
     result = search(model, psnr_evaluator(model, inputs, targets, recalibrate=recalibrate), input_shape,
                     budget_macs=budget_macs, space=space, mode=mode, population=population,
                     generations=generations, seed=seed, log=log)
+    if test is not None:
+        report_front(model, result.front, psnr_evaluator(model, test[0], test[1], recalibrate=recalibrate))
     return result, config_entries(select_front(result.front, n_configs))
 
 
-def psnr_evaluator(model, inputs, targets, data_range=2.0, recalibrate=None):
-    """A quality callback: mean PSNR (dB) of ``model`` at a config on held-out ``inputs`` → ``targets``.
+def psnr_evaluator(model, inputs, targets, data_range=2.0, recalibrate=None, batch_size=100):
+    """A quality callback: mean PSNR (dB) of ``model`` at a config on held-out ``inputs`` → ``targets``
+    (per image, then averaged; run ``batch_size`` images at a time).
 
     ``recalibrate``: batches of inputs on which each candidate's BatchNorm statistics are re-estimated
     first (``recalibrated_subnet``); ``None`` evaluates the supernet's statistics as they are.
     """
-    from .metrics import psnr
+    import contextlib
+
+    import numpy as np
+
+    from .metrics import psnr_per_image
 
     def evaluate(config):
         if recalibrate is not None:
-            out = recalibrated_subnet(model, config, recalibrate)(inputs)
+            net, ctx = recalibrated_subnet(model, config, recalibrate), contextlib.nullcontext()
         else:
-            with at_width(model, config):
-                out = model(inputs)
-        return psnr(out, targets, data_range=data_range)
+            net, ctx = model, at_width(model, config)
+        scores = []
+        with ctx:
+            for i in range(0, len(inputs), batch_size):
+                scores.append(psnr_per_image(net(inputs[i:i + batch_size]), targets[i:i + batch_size], data_range))
+        return float(np.concatenate(scores).mean())
 
     return evaluate
 
 
 __all__ = ["ENGINES", "Candidate", "LatencyTable", "SearchResult", "SearchSpace", "Searcher", "config_entries",
-           "pareto_front", "measure_latency_table", "psnr_evaluator", "recalibrated_subnet", "search",
+           "pareto_front", "measure_latency_table", "psnr_evaluator", "recalibrated_subnet", "report_front", "search",
            "search_checkpoint_configs", "select_front"]
