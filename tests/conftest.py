@@ -116,3 +116,15 @@ def with_bn_statistics(g, shape, batches=2, seed=0):
             g(torch.randn(*shape) * 2 + 0.5)
     set_width(g, 1.0)
     return g.eval()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch intra-op thread for a test module (``pytestmark = pytest.mark.usefixtures("one_thread")``): tiny
+    models on a shared 2-core machine run faster without the thread pool."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -17,13 +17,7 @@ from edgegan.train.anycost import resolve_widths
 SIZE = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tiny models on a shared machine run faster without the thread pool."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread
 
 
 def _aligned_folder(root, n_train=6, n_test=3, seed=0):

@@ -23,12 +23,7 @@ from edgegan.train.anycost import anycost_step, consistency_loss, train_anycost
 from edgegan.train.losses import d_hinge_loss
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread
 
 
 def test_sorting_a_chain_by_hand():

@@ -24,12 +24,7 @@ from edgegan.train.distill import FeatureAdapters, capture, resolve_recon_target
 from edgegan.train.search import SearchSpace
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread
 
 
 class Unpaired(Pairs):

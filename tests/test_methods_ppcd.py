@@ -29,12 +29,7 @@ KEEP1 = [0, 3, 4, 9, 15]          # of the 16 channels after each block's first 
 KEEP2 = [1, 2, 5, 6, 7, 8, 10, 12, 13, 14, 15]  # of the 16 after its last conv
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread
 
 
 def _generator(cls, norm, seed=0):

@@ -16,12 +16,7 @@ from edgegan.train.search import SearchSpace, psnr_evaluator, search, search_che
 SHAPE = (1, 1, 16, 16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread
 
 
 def _supernet():

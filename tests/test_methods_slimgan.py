@@ -30,12 +30,7 @@ from edgegan.train.losses import inplace_distillation
 WIDTHS = (0.25, 0.5, 0.75, 1.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread
 
 
 # --- inplace distillation, by hand ------------------------------------------------------------------

@@ -14,14 +14,6 @@ from edgegan.train.slimgan import SlimGANConfig, build_gan, train_slimgan
 WIDTHS = (0.25, 0.5, 0.75, 1.0)
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _convs(d):
     return [m for m in d.modules() if isinstance(m, SNElasticConv2d)]
 

@@ -59,13 +59,7 @@ TINY = dict(ngf=4, n_blocks=2, ndf=8, steps=3, batch_size=16, eval_every=2, eval
             seed=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded, and a loaded 2-core machine makes 2 threads spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread
 
 
 @pytest.fixture(scope="module")

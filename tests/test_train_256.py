@@ -22,14 +22,6 @@ from edgegan.train.slimmable import SlimmableConfig, train_slimmable
 TINY = dict(ngf=4, n_blocks=1, ndf=4, batch_size=4, eval_every=0, eval_images=4, seed=3)
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """A pix2pix aligned folder whose A and B halves are the same picture (so a shared crop keeps them equal)."""

@@ -12,12 +12,7 @@ from edgegan.checkpoint import load_checkpoint, load_generator
 from edgegan.cli import main
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one intra-op thread
 
 
 def _aligned_folder(root):

@@ -13,14 +13,6 @@ from edgegan.checkpoint import save_checkpoint
 from edgegan.train.slimgan import SlimGANConfig, train_slimgan
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _data(n=24):
     g = torch.Generator().manual_seed(0)
     return torch.rand(n, 1, 32, 32, generator=g) * 2 - 1, torch.arange(n) % 10
