@@ -41,7 +41,7 @@ from ..checkpoint import FORMAT
 from ..errors import EdgeganError
 from ..nn import at_width, set_width
 from ..nn.sorting import sort_channels
-from .losses import d_hinge_loss, g_hinge_loss
+from .losses import conditional_d_step, g_hinge_loss
 from .metrics import evaluate_widths, width_key
 
 #: tolerance of the full-width check after sorting (outputs are in [-1, 1])
@@ -141,14 +141,7 @@ def anycost_step(generator, opt_g, inputs, targets, widths, lambda_l1=100.0, lam
     full = generator(inputs)
     losses = {}
     if discriminator is not None:
-        discriminator.requires_grad_(True)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d = d_hinge_loss(discriminator(torch.cat([inputs, targets], 1)),
-                              discriminator(torch.cat([inputs, full.detach()], 1)))
-        loss_d.backward()
-        opt_d.step()
-        discriminator.requires_grad_(False)
-        losses["d"] = loss_d.item()
+        losses["d"] = conditional_d_step(discriminator, opt_d, inputs, targets, full)
     opt_g.zero_grad(set_to_none=True)
     task = F.l1_loss(full, targets)
     loss = lambda_l1 * task

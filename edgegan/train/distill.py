@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..nn import ElasticConv2d, set_width
-from .losses import d_hinge_loss, g_hinge_loss
+from .losses import conditional_d_step, g_hinge_loss
 
 
 def distill_layers(generator):
@@ -133,15 +133,7 @@ def supernet_step(student, teacher, discriminator, adapters, opt_g, opt_d, input
         s_feats = dict(s_feats)
     if not paired:
         targets, recon_target = t_out, "teacher"
-    real_pair = torch.cat([inputs, targets], 1)
-
-    discriminator.requires_grad_(True)
-    opt_d.zero_grad(set_to_none=True)
-    loss_d = d_hinge_loss(discriminator(real_pair), discriminator(torch.cat([inputs, fake.detach()], 1)))
-    loss_d.backward()
-    opt_d.step()
-
-    discriminator.requires_grad_(False)
+    loss_d = conditional_d_step(discriminator, opt_d, inputs, targets, fake)
     opt_g.zero_grad(set_to_none=True)
     adversarial = g_hinge_loss(discriminator(torch.cat([inputs, fake], 1)))
     recon = F.l1_loss(fake, t_out if recon_target == "teacher" else targets)
@@ -151,7 +143,7 @@ def supernet_step(student, teacher, discriminator, adapters, opt_g, opt_d, input
     opt_g.step()
     discriminator.requires_grad_(True)
     distill = float(distill.detach()) if torch.is_tensor(distill) else float(distill)
-    return {"d": loss_d.item(), "g": adversarial.item(), "recon": recon.item(), "distill": distill,
+    return {"d": loss_d, "g": adversarial.item(), "recon": recon.item(), "distill": distill,
             "config": config}
 
 

@@ -5,6 +5,7 @@ distils each narrow generator from the next wider one in the same step ("stepwis
 distillation"); distilling every width from the widest ("naive") is kept for ablations.
 """
 
+import torch
 import torch.nn.functional as F
 
 DISTILL_MODES = ("stepwise", "naive", "none")
@@ -14,6 +15,20 @@ def d_hinge_loss(real_logits, fake_logits):
     """Discriminator hinge loss: E[max(0, 1 − D(real))] + E[max(0, 1 + D(fake))]."""
     return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
+
+
+def conditional_d_step(discriminator, opt_d, inputs, real, fake):
+    """One hinge-loss step of a conditional (pix2pix) discriminator: (inputs, real) against (inputs, fake),
+    the generator's output detached. Leaves the discriminator frozen (``requires_grad`` off) for the
+    generator's step; returns the loss value."""
+    discriminator.requires_grad_(True)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d = d_hinge_loss(discriminator(torch.cat([inputs, real], 1)),
+                          discriminator(torch.cat([inputs, fake.detach()], 1)))
+    loss_d.backward()
+    opt_d.step()
+    discriminator.requires_grad_(False)
+    return loss_d.item()
 
 def g_hinge_loss(fake_logits):
     """Generator hinge loss: −E[D(G(x))]."""

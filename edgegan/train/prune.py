@@ -96,7 +96,7 @@ def ppcd_step(masked, teacher, discriminator, opt_g, opt_d, inputs, targets, alp
     import torch.nn.functional as F
 
     from .distill import attention_distillation, capture, distill_layers
-    from .losses import d_hinge_loss, g_hinge_loss
+    from .losses import conditional_d_step, g_hinge_loss
 
     layers = layers or distill_layers(masked)
     teacher.eval()
@@ -109,14 +109,7 @@ def ppcd_step(masked, teacher, discriminator, opt_g, opt_d, inputs, targets, alp
     if not paired:
         targets = t_out
 
-    discriminator.requires_grad_(True)
-    opt_d.zero_grad(set_to_none=True)
-    loss_d = d_hinge_loss(discriminator(torch.cat([inputs, targets], 1)),
-                          discriminator(torch.cat([inputs, fake.detach()], 1)))
-    loss_d.backward()
-    opt_d.step()
-
-    discriminator.requires_grad_(False)
+    loss_d = conditional_d_step(discriminator, opt_d, inputs, targets, fake)
     opt_g.zero_grad(set_to_none=True)
     adversarial = g_hinge_loss(discriminator(torch.cat([inputs, fake], 1)))
     cd = attention_distillation(s_feats, t_feats, layers)
@@ -128,7 +121,7 @@ def ppcd_step(masked, teacher, discriminator, opt_g, opt_d, inputs, targets, alp
     opt_g.step()
     discriminator.requires_grad_(True)
     frozen = update_masks(masked, alpha)
-    return dict({"d": loss_d.item(), "g": adversarial.item(), "pp": pp.item(), "cd": float(cd.detach()),
+    return dict({"d": loss_d, "g": adversarial.item(), "pp": pp.item(), "cd": float(cd.detach()),
                  "frozen_masks": frozen}, **{"kept": mask_stats(masked)["kept"]})
 
 
