@@ -4,7 +4,9 @@ Which tests catch a broken method? mutmut changes one thing at a time in the cod
 constant, a comparison, an argument…) and runs the tests that reach it; a *killed* mutant makes a test
 fail, a *surviving* one passes them all. Every survivor is either a missing test or an *equivalent*
 mutant (the change does not alter behaviour); the equivalent ones are listed with their reason in
-``benchmarks/mutation_equivalent.json``.
+``benchmarks/mutation_equivalent.json``. A reason that starts with ``GPU only:`` marks a mutant that only
+changes where tensors live: a CUDA test (skipped on a machine without CUDA) catches it, so it is counted
+apart ("GPU only") and left out of the score on a CPU-only machine.
 
 Scope (``SCOPE``): every function of ``edgegan/nn`` and ``edgegan/subnet.py``, and in the training
 recipes the code that defines a method: losses, the per-step functions, mask insertion and pruning,
@@ -299,29 +301,35 @@ def summarise(statuses, equivalent):
         counts = {}
         for name, status in statuses[module].items():
             if status == "survived" and name in equivalent:
-                status = "equivalent"
+                status = "gpu only" if _gpu_only(equivalent[name]) else "equivalent"
             counts[status] = counts.get(status, 0) + 1
         total = sum(counts.values())
         detected = counts.get("killed", 0) + counts.get("timeout", 0)
         not_run = counts.get("not run", 0)
-        scored = total - counts.get("equivalent", 0) - not_run
+        scored = total - counts.get("equivalent", 0) - counts.get("gpu only", 0) - not_run
         rows.append({"module": module, "mutants": total, "killed": counts.get("killed", 0),
                      "timeout": counts.get("timeout", 0), "survived": counts.get("survived", 0),
-                     "equivalent": counts.get("equivalent", 0), "no_tests": counts.get("no tests", 0),
+                     "equivalent": counts.get("equivalent", 0), "gpu_only": counts.get("gpu only", 0),
+                     "no_tests": counts.get("no tests", 0),
                      "not_run": not_run,
                      "other": total - detected - counts.get("survived", 0) - counts.get("equivalent", 0)
+                     - counts.get("gpu only", 0)
                      - counts.get("no tests", 0) - not_run,
                      "score": detected / float(scored) if scored else None})
     return rows
 
 
+def _gpu_only(reason):
+    return reason.startswith("GPU only:")
+
+
 def write_testing(results, equivalent):
     rows = results["modules"]
-    keys = ("mutants", "killed", "timeout", "survived", "equivalent", "no_tests", "other", "not_run")
+    keys = ("mutants", "killed", "timeout", "survived", "equivalent", "gpu_only", "no_tests", "other", "not_run")
     done = [r for r in rows if r.get("not_run", 0) < r["mutants"]]
     skipped = [r for r in rows if r.get("not_run", 0) >= r["mutants"]]
     total = {k: sum(r.get(k, 0) for r in done) for k in keys}
-    scored = total["mutants"] - total["equivalent"] - total["not_run"]
+    scored = total["mutants"] - total["equivalent"] - total["gpu_only"] - total["not_run"]
     total["score"] = (total["killed"] + total["timeout"]) / float(scored) if scored else None
     runs = [r for r in results.get("runs") or [] if not r.get("collect_only")]
     head = ["# Testing", "",
@@ -341,8 +349,9 @@ def write_testing(results, equivalent):
              "`--modules PATH ...` for some of them; mutmut keeps its results in `--workdir` between runs, except "
              "that a change of the test list (`TESTS`, `SLOW`) makes it discard all of them (new tests belong in "
              "the listed files). Not part of CI." % results.get("mutmut", "3"), "",
-             "Machine: %s; CPU flags: %s. Score = (killed + timeout) / (mutants run − equivalent); a module's "
-             "score covers the mutants that ran." % (
+             "Machine: %s; CPU flags: %s. Score = (killed + timeout) / (mutants run − equivalent − GPU only); a "
+             "module's score covers the mutants that ran. *GPU only*: mutants that change only where tensors live "
+             "(a `.to(device)` dropped); a CUDA test catches each, and it is skipped on this CPU-only machine." % (
                  results.get("machine", "?"), " ".join(results.get("cpu_flags") or []) or "none of AVX-512/AMX/VNNI"),
              "", "Runs:", ""]
     for r in runs:
@@ -357,14 +366,14 @@ def write_testing(results, equivalent):
     if not runs:
         lines.append("- %s: %s, load average %s (%s)" % (results.get("date", "?"), results.get("duration", "?"),
                                                           results.get("load_before", "?"), results.get("note", "")))
-    lines += ["", "| module | mutants | run | killed | timeout | survived | equivalent | no tests | score |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| module | mutants | run | killed | timeout | survived | equivalent | GPU only | no tests | score |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in done + [dict(total, module="**modules run**")]:
-        lines.append("| %s | %d | %d | %d | %d | %d | %d | %d | %s |" % (
+        lines.append("| %s | %d | %d | %d | %d | %d | %d | %d | %d | %s |" % (
             r["module"], r["mutants"], r["mutants"] - r.get("not_run", 0), r["killed"], r["timeout"], r["survived"],
-            r["equivalent"], r["no_tests"], "%.1f %%" % (100 * r["score"]) if r["score"] is not None else "-"))
+            r["equivalent"], r.get("gpu_only", 0), r["no_tests"], "%.1f %%" % (100 * r["score"]) if r["score"] is not None else "-"))
     for r in skipped:
-        lines.append("| %s | %d | not run (time) | | | | | | - |" % (r["module"], r["mutants"]))
+        lines.append("| %s | %d | not run (time) | | | | | | | - |" % (r["module"], r["mutants"]))
     if skipped:
         lines += ["", "The modules marked *not run (time)* have not been mutation-tested yet: no score is claimed "
                       "for them (the goal of ≥ 85 %% killed is unverified there). %d of their mutants remain."
@@ -376,15 +385,20 @@ def write_testing(results, equivalent):
         for s in survivors:
             lines += ["- `%s`" % s["name"], "", "  ```diff"] + ["  " + l for l in s["diff"].splitlines()] + ["  ```", ""]
     else:
-        lines += ["None: every surviving mutant is listed below as equivalent.", ""]
-    lines += ["### Equivalent mutants", "",
-              "Mutants that change the code but not its behaviour, so no test can catch them (%d):" % len(equivalent),
-              ""]
+        lines += ["None: every surviving mutant is listed below as equivalent or GPU only.", ""]
     diffs = {s["name"]: s["diff"] for s in results["survivors"]}
-    for name in sorted(equivalent):
-        lines += ["- `%s`: %s" % (name, equivalent[name])]
-        if diffs.get(name):
-            lines += ["", "  ```diff"] + ["  " + l for l in diffs[name].splitlines()] + ["  ```", ""]
+    gpu = sorted(n for n in equivalent if _gpu_only(equivalent[n]))
+    same = sorted(n for n in equivalent if not _gpu_only(equivalent[n]))
+    for title, intro, names in (
+            ("Equivalent mutants", "Mutants that change the code but not its behaviour, so no test can catch them", same),
+            ("GPU only", "Mutants that change only where tensors live; the CUDA test named catches each (skipped "
+                         "here: no CUDA)", gpu)):
+        lines += ["### %s" % title, "", "%s (%d):" % (intro, len(names)), ""]
+        for name in names:
+            lines += ["- `%s`: %s" % (name, equivalent[name])]
+            if diffs.get(name):
+                lines += ["", "  ```diff"] + ["  " + l for l in diffs[name].splitlines()] + ["  ```", ""]
+        lines.append("")
     with open(TESTING, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
     return total

@@ -202,6 +202,126 @@ def test_a_width_updates_only_its_own_batchnorms():
         assert changed == {k for k in before if ".bn.%d." % i in k}
 
 
+# --- post-training BatchNorm recalibration (edgegan.train.recalibrate) -----------------------------------
+
+class _Lister(torch.nn.Module):
+    """Not a switchable norm: it has a ``num_features_list`` but no ``select``; its BatchNorm is a plain one."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.num_features_list = [c]
+        self.bn = torch.nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return self.bn(x)
+
+
+class _GeneratorThenNorms(torch.nn.Module):
+    """A slimmable generator, then a plain BatchNorm applied twice, then one inside ``_Lister``."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.g = ResnetGenerator(1, 2, ngf=4, n_blocks=1, norm="bn", widths=WIDTHS)
+        self.widths = self.g.widths
+        self.bn = torch.nn.BatchNorm2d(2)
+        self.lister = _Lister(2)
+
+    def forward(self, x):
+        return self.lister(self.bn(self.bn(self.g(x))))
+
+
+def _selected_in_order(model, x):
+    """The BatchNorm each SwitchableBatchNorm2d selects, in the order the forward pass reaches them."""
+    order = []
+    hooks = [m.register_forward_pre_hook(lambda mod, args: order.append(mod.select(args[0].shape[1])))
+             for m in model.modules() if isinstance(m, SwitchableBatchNorm2d)]
+    with torch.no_grad():
+        model.eval()(x)
+    for h in hooks:
+        h.remove()
+    return order
+
+
+def test_batchnorms_used_lists_each_batchnorm_a_width_uses_once_in_order():
+    from edgegan.train.recalibrate import batchnorms_used
+
+    m = _GeneratorThenNorms()
+    x = torch.randn(2, 1, 16, 16)
+    for w in WIDTHS:
+        set_width(m.g, w)
+        expected = _selected_in_order(m.g, x) + [m.bn, m.lister.bn]
+        assert len(expected) == 9  # seven switchable norms in the generator, two plain ones
+        m.train()
+        used = batchnorms_used(m, x)                                   # the default forward: m(x)
+        assert [id(b) for b in used] == [id(b) for b in expected], w
+        assert m.training                                              # the mode is restored
+        calls = []
+        used = batchnorms_used(m, {"image": x}, forward=lambda model, b: calls.append(1) or model(b["image"]))
+        assert [id(b) for b in used] == [id(b) for b in expected] and calls == [1]
+
+
+def test_to_moves_nested_batches_and_keeps_their_structure():
+    from edgegan.train.recalibrate import _to
+
+    x, y, z = torch.zeros(2), torch.ones(1), torch.arange(3)
+    batch = (x, [y, {"z": z, "k": 3}], "name")
+    assert _to(batch, None) is batch
+    moved = _to(batch, "meta")
+    assert type(moved) is tuple and type(moved[1]) is list and type(moved[1][1]) is dict
+    assert moved[0].device.type == moved[1][0].device.type == moved[1][1]["z"].device.type == "meta"
+    assert moved[0].shape == x.shape and moved[1][1]["z"].shape == z.shape
+    assert moved[1][1]["k"] == 3 and moved[2] == "name"
+    assert _to(x, "meta").device.type == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_recalibrate_bn_moves_batches_to_the_device():
+    from edgegan.train.recalibrate import recalibrate_bn
+
+    m = _GeneratorThenNorms().cuda()           # CPU batches, a CUDA model: only the move makes it run
+    counts = recalibrate_bn(m, [torch.randn(2, 1, 16, 16)], widths=[0.5], device="cuda")
+    assert counts == {0.5: 9}
+
+
+def test_recalibrate_bn_recomputes_each_width_s_statistics_exactly():
+    from edgegan.nn.config import SubnetConfig
+    from edgegan.train.recalibrate import recalibrate_bn
+
+    m = _GeneratorThenNorms()
+    x = torch.randn(4, 1, 16, 16) * 2 + 1
+    with pytest.raises(ValueError, match=r"^recalibrate_bn needs at least one batch$"):
+        recalibrate_bn(m, [])
+    half = SubnetConfig(width=0.5, name="half")
+    set_width(m.g, 0.5)
+    used = _selected_in_order(m.g, x)
+    untouched = {k: v.clone() for k, v in m.g.state_dict().items() if ".bn.1." not in k}
+    m.eval()
+    # one tensor batch, the default forward (m(x)), a named config: the result is keyed by the name
+    assert recalibrate_bn(m, [x], widths=[half]) == {"half": 9}
+    assert not m.training
+    # the first norm reached (the stem's) holds its input's exact batch statistics (momentum None, one batch)
+    set_width(m.g, 0.5)
+    inputs = []
+    hooks = [sbn.register_forward_pre_hook(lambda mod, args: inputs.append(args[0]))
+             for sbn in m.g.modules() if isinstance(sbn, SwitchableBatchNorm2d)]
+    with torch.no_grad():
+        m.eval()(x)
+    for h in hooks:
+        h.remove()
+    torch.testing.assert_close(used[0].running_mean, inputs[0].mean((0, 2, 3)))
+    torch.testing.assert_close(used[0].running_var, inputs[0].var((0, 2, 3), unbiased=True))
+    assert all(bn.momentum == 0.1 for bn in used + [m.bn, m.lister.bn])  # the momentum is restored
+    assert all(int(bn.num_batches_tracked) == 1 for bn in used)
+    after = m.g.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in untouched.items())  # the other widths' norms did not move
+    # a custom forward for batches the model cannot take as they are (a dict with an extra key)
+    calls = []
+    counts = recalibrate_bn(m, [{"image": x, "id": 7}], widths=[0.25, 1.0],
+                            forward=lambda model, b: calls.append(b["id"]) or model(b["image"]))
+    assert counts == {0.25: 9, 1.0: 9} and calls == [7] * 4  # one probe pass and one pass per width
+
+
 # --- sliceable conditional BatchNorm ------------------------------------------------------------------
 
 def _cbn(seed=0):
