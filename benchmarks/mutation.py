@@ -286,6 +286,13 @@ def diff_of(workdir, name):
     return "\n".join(l for l in p.stdout.splitlines() if l.startswith(("+", "-")) and not l.startswith(("+++", "---")))
 
 
+def _source_hash(workdir, module):
+    import hashlib
+
+    path = os.path.join(workdir, module)
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()[:16] if os.path.isfile(path) else None
+
+
 def load_uptime():
     try:
         return open("/proc/loadavg").read().split()[:3]
@@ -432,12 +439,20 @@ def main(argv=None):
         patterns = args.mutants or ([m[:-3].replace("/", ".") + ".*" for m in modules] if args.modules else [])
         rc = run_mutmut(args.workdir, args.max_children, patterns)
     statuses = collect(args.workdir, list(SCOPE))
+    # ``mutmut show`` takes a second per mutant: reuse the diffs of the last results where the module's
+    # (scoped) source is unchanged, so that its mutants are the same
+    sources = {m: _source_hash(args.workdir, m) for m in SCOPE}
+    known_diffs = {}
+    if os.path.isfile(RESULTS) and not args.fresh:
+        last = json.load(open(RESULTS))
+        known_diffs = {(s["name"], s.get("source")): s["diff"] for s in last.get("survivors", [])}
     survivors = []
     for module in SCOPE:
         for name, status in sorted(statuses.get(module, {}).items()):
             if status in ("survived", "no tests", "suspicious"):
-                survivors.append({"module": module, "name": name, "status": status,
-                                  "diff": diff_of(args.workdir, name)})
+                diff = known_diffs.get((name, sources.get(module)))
+                survivors.append({"module": module, "name": name, "status": status, "source": sources.get(module),
+                                  "diff": diff if diff is not None else diff_of(args.workdir, name)})
     cpu = open("/proc/cpuinfo").read() if os.path.isfile("/proc/cpuinfo") else ""
     flags = sorted(set(re.findall(r"\b(avx512\w*|amx\w*|avx_vnni)\b", cpu)))
     previous = json.load(open(RESULTS)).get("runs", []) if os.path.isfile(RESULTS) and not args.fresh else []

@@ -185,3 +185,67 @@ def test_same_d_and_slimmable_d_are_exclusive(tmp_path, capsys):
                          "--out", str(tmp_path / "y.pt")]) == 2
     assert "--same-d and --slimmable-d" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.pt").exists()
+
+
+# --- the sliced spectral-norm layers (edgegan.nn.spectral) ------------------------------------------------
+
+def test_sn_state_is_the_same_whatever_the_global_rng():
+    """The power-iteration start vectors come from a fixed per-slice seed: two layers with the same weights
+    built under different global seeds hold identical (u, v), and building one leaves the global RNG alone."""
+    states = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        conv = SNElasticConv2d(6, 5, 3, widths=(0.5, 1.0))
+        with torch.no_grad():
+            conv.weight.copy_(torch.linspace(-1, 1, conv.weight.numel()).view_as(conv.weight).sin())
+        conv._sn_register(conv.sn_shapes)  # re-derive (u, v) from the fixed weights
+        states.append({k: v.clone() for k, v in conv.state_dict().items() if k.startswith("sn_")})
+        after = torch.rand(1)
+        torch.manual_seed(seed)
+        torch.nn.Conv2d(6, 5, 3)  # the same parameter draws without the spectral-norm state
+        assert torch.equal(after, torch.rand(1))
+    assert set(states[0]) == {"sn_u_2x3", "sn_v_2x3", "sn_u_5x6", "sn_v_5x6"}
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_sn_conv_options_reach_the_conv():
+    from edgegan.nn import SNElasticConv2d as SN
+
+    conv = SN(2, 3, 3)
+    assert conv(torch.randn(1, 2, 5, 5)).shape == (1, 3, 3, 3)  # padding 0 by default
+    assert conv.bias is not None and SN(2, 3, 3, bias=False).bias is None
+    # fixed_out: the output width stays whatever a slot asks (the image-side / logit layers)
+    head = SN(4, 3, 3, padding=1, widths=(0.5, 1.0), fixed_out=True)
+    assert head.sn_shapes == [(3, 2), (3, 4)]
+    head.active_out = 1  # what a channel slot would set
+    assert head(torch.randn(1, 2, 5, 5)).shape == (1, 3, 5, 5)
+
+
+def test_sn_linear_reads_the_last_dimension_and_names_its_limits():
+    from edgegan.nn.spectral import SNElasticLinear
+
+    torch.manual_seed(0)
+    lin = SNElasticLinear(8, 3, widths=(0.5, 1.0)).eval()
+    assert SNElasticLinear(8, 3, bias=False).bias is None
+    x = torch.randn(2, 5, 4)  # a 3-D input: features are the last dimension
+    w = lin.weight[:, :4]
+    sigma = torch.dot(lin.sn_u_3x4, torch.mv(w, lin.sn_v_3x4))
+    torch.testing.assert_close(lin(x), F.linear(x, w / sigma, lin.bias))
+    with pytest.raises(ValueError, match=r"^SNElasticLinear got 9 input features, holds 8$"):
+        lin(torch.randn(2, 9))
+    with pytest.raises(ValueError, match=r"^SNElasticLinear has no spectral-norm state for the 3×3 slice; it runs "
+                                         r"at \[\(3, 4\), \(3, 8\)\] only \(the widths it was built for\)$"):
+        lin(torch.randn(2, 3))
+
+
+def test_sn_embedding_reads_every_column_by_default_and_names_its_limit():
+    from edgegan.nn.spectral import SNElasticEmbedding
+
+    torch.manual_seed(0)
+    emb = SNElasticEmbedding(5, 8, widths=(0.5, 1.0)).eval()
+    y = torch.tensor([0, 3])
+    sigma = torch.dot(emb.sn_u_5x8, torch.mv(emb.weight, emb.sn_v_5x8))
+    torch.testing.assert_close(emb(y), F.embedding(y, emb.weight / sigma))
+    torch.testing.assert_close(emb(y, 8), emb(y))
+    with pytest.raises(ValueError, match=r"^SNElasticEmbedding asked for 9 features, holds 8$"):
+        emb(y, 9)
