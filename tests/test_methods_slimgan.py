@@ -362,6 +362,72 @@ def test_sliceable_cbn_uses_the_first_s_class_entries(training):
         torch.testing.assert_close(cbn(x, y), _cbn_formula(cbn, i, x, y, training), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["sliceable", "switchable"])
+def test_cbn_statistics_follow_momentum_eps_and_mode(kind):
+    """momentum, eps reach the statistics; eval mode leaves them (and the batch count) alone; momentum None is
+    the cumulative average (what recalibration relies on)."""
+    from edgegan.nn.cond_norm import SwitchableConditionalBatchNorm2d
+
+    cls = {"sliceable": SliceableConditionalBatchNorm2d, "switchable": SwitchableConditionalBatchNorm2d}[kind]
+    assert (cls([2, 4], 3).bn[0].eps, cls([2, 4], 3).bn[0].momentum) == (1e-5, 0.1)
+    cbn = cls([2, 3, 4], 3, eps=1e-2, momentum=0.5)
+    assert cbn.num_features == 4 and cbn.num_features_list == [2, 3, 4]
+    assert all(not bn.affine and bn.eps == 1e-2 and bn.momentum == 0.5 for bn in cbn.bn)
+    gen = torch.Generator().manual_seed(0)
+    x1, x2 = torch.randn(5, 3, 2, 2, generator=gen) * 2 + 1, torch.randn(5, 3, 2, 2, generator=gen) - 1
+    y = torch.tensor([0, 1, 2, 1, 0])
+    bn = cbn.bn[1]
+    cbn.train()
+    out = cbn(x1, y)  # training: batch statistics, eps 1e-2 (γ = 1, β = 0 at the start)
+    mean, var = x1.mean((0, 2, 3)).view(1, -1, 1, 1), x1.var((0, 2, 3), unbiased=False).view(1, -1, 1, 1)
+    torch.testing.assert_close(out, (x1 - mean) / torch.sqrt(var + 1e-2))
+    torch.testing.assert_close(bn.running_mean, 0.5 * x1.mean((0, 2, 3)))
+    assert int(bn.num_batches_tracked) == 1
+    cbn.eval()
+    stats = bn.running_mean.clone()
+    out = cbn(x2, y)  # eval: running statistics, nothing moves
+    torch.testing.assert_close(out, (x2 - stats.view(1, -1, 1, 1)) / torch.sqrt(bn.running_var.view(1, -1, 1, 1)
+                                                                                 + 1e-2))
+    assert int(bn.num_batches_tracked) == 1 and torch.equal(bn.running_mean, stats)
+    bn.reset_running_stats()
+    bn.momentum = None
+    cbn.train()
+    cbn(x1, y)
+    cbn(x2, y)
+    assert int(bn.num_batches_tracked) == 2
+    torch.testing.assert_close(bn.running_mean, (x1.mean((0, 2, 3)) + x2.mean((0, 2, 3))) / 2)
+
+
+@pytest.mark.parametrize("kind", ["sliceable", "switchable"])
+def test_cbn_errors_name_the_layer_and_the_shapes(kind):
+    from edgegan.nn.cond_norm import SwitchableConditionalBatchNorm2d, _normalize
+
+    cls = {"sliceable": SliceableConditionalBatchNorm2d, "switchable": SwitchableConditionalBatchNorm2d}[kind]
+    cbn = cls([2, 4], 3)
+    x = torch.zeros(2, 4, 1, 1)
+    with pytest.raises(ValueError, match=r"^a class-conditional layer needs the class labels y \(N int64 in "
+                                         r"\[0, 3\)\)$"):
+        cbn(x, None)
+    with pytest.raises(ValueError, match=r"^labels must be a 1-D tensor of 2 class indices, got shape \(2, 1\)$"):
+        cbn(x, torch.zeros(2, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^labels must be a 1-D tensor of 2 class indices, got shape \(3,\)$"):
+        cbn(x, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^%s got 5 channels, holds at most 4$" % cls.__name__):
+        cbn(torch.zeros(2, 5, 1, 1), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^BatchNorm of 2 channels got 3$"):
+        _normalize(cbn.bn[0], torch.zeros(2, 3, 1, 1), True)
+
+
+def test_static_cbn_is_frozen_and_describes_itself():
+    from edgegan.nn.cond_norm import StaticConditionalBatchNorm2d
+
+    static = _cbn().to_static(4)
+    assert isinstance(static, StaticConditionalBatchNorm2d)
+    assert all(not p.requires_grad for p in StaticConditionalBatchNorm2d(4, 3).parameters())
+    assert all(not p.requires_grad for p in static.parameters())
+    assert repr(static) == "StaticConditionalBatchNorm2d(4, n_classes=3)"
+
+
 def test_sliceable_cbn_in_the_exported_onnx_graph():
     ort = pytest.importorskip("onnxruntime")
     cbn = _cbn().eval()
