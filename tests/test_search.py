@@ -1,12 +1,15 @@
 """Supernet search under MAC and latency budgets."""
 
 import json
+import math
+import random
+from collections import OrderedDict
 
 import pytest
 import torch
 
 from edgegan.models import MobileResnetGenerator
-from edgegan.subnet import cost
+from edgegan.subnet import SubnetConfig, cost
 from edgegan.train.search import LatencyTable, SearchSpace, pareto_front, psnr_evaluator, search
 
 SHAPE = (1, 3, 16, 16)
@@ -179,3 +182,360 @@ def test_measured_latency_table_with_onnxruntime(model):
         measure_latency_table(model, cfgs, SHAPE, engine="tflite")
     with pytest.raises(ValueError):
         measure_latency_table(model, cfgs, SHAPE, engine="onnxruntime", device="cuda")
+
+
+# --- the space, the latency table and the front, checked against hand-computed values ------------------
+
+class _Rng(object):
+    """A stand-in for ``random.Random``: ``random()`` returns the given draws in turn, ``choice`` the element at
+    ``pick`` (so an operator's use of the generator is visible)."""
+
+    def __init__(self, draws=(), pick=-1):
+        self.draws, self.pick = list(draws), pick
+
+    def random(self):
+        return self.draws.pop(0)
+
+    def choice(self, seq):
+        return seq[self.pick]
+
+
+def test_space_choices_are_sorted_unique_ints_keyed_by_name():
+    space = SearchSpace(OrderedDict([("a", [16, "8", 8, 24.0]), (3, [4])]))
+    assert space.choices == OrderedDict([("a", [8, 16, 24]), ("3", [4])])
+    assert space.size == 3
+    with pytest.raises(ValueError, match=r"^slot 'b' has no channel choices$"):
+        SearchSpace({"a": [8], "b": []})
+
+
+def test_space_from_model_steps_ratios_overrides_and_fixed_slots(model):
+    # slot maxima of the module's model: stem 8, down1 16, stream 32, block0 32, up1 16, up2 8
+    assert dict(SearchSpace.from_model(model, step=12).choices) == {
+        "stem": [8], "down1": [12, 16], "stream": [12, 24, 32], "block0": [12, 24, 32], "up1": [12, 16], "up2": [8]}
+    assert dict(SearchSpace.from_model(model, step=16).choices) == {
+        "stem": [8], "down1": [16], "stream": [16, 32], "block0": [16, 32], "up1": [16], "up2": [8]}
+    # ratios: round(r * max), at least one channel
+    assert dict(SearchSpace.from_model(model, choices=[0.01, 0.3, 1.0]).choices) == {
+        "stem": [1, 2, 8], "down1": [1, 5, 16], "stream": [1, 10, 32], "block0": [1, 10, 32], "up1": [1, 5, 16],
+        "up2": [1, 2, 8]}
+    over = SearchSpace.from_model(model, choices={"stream": [1, 32]}, fixed={"block0": 24})
+    assert dict(over.choices) == {"stem": [8], "down1": [8, 16], "stream": [1, 32], "block0": [24], "up1": [8, 16],
+                                  "up2": [8]}
+    assert over.size == 8
+    with pytest.raises(ValueError, match=r"^slot 'stream': choices \[0, 33\] outside 1\.\.32$"):
+        SearchSpace.from_model(model, choices={"stream": [0, 8, 32, 33]})
+    with pytest.raises(ValueError, match=r"^unknown slot 'head'$"):
+        SearchSpace.from_model(model, fixed={"head": 8})
+
+
+def test_space_configs_enumeration_and_evolution_operators():
+    space = SearchSpace(OrderedDict([("a", [1, 2, 3]), ("b", [4, 5, 6])]))
+    cfg = space.config([3, 4])
+    assert list(cfg.channels.items()) == [("a", 3), ("b", 4)]
+    assert [tuple(c.channels.values()) for c in space.all()] == [(a, b) for a in (1, 2, 3) for b in (4, 5, 6)]
+    assert dict(space.largest().channels) == {"a": 3, "b": 6}
+    assert dict(space.smallest().channels) == {"a": 1, "b": 4}
+    rng, ref = random.Random(5), random.Random(5)
+    for _ in range(5):
+        assert dict(space.sample(rng).channels) == {"a": ref.choice([1, 2, 3]), "b": ref.choice([4, 5, 6])}
+    # mutation: a slot is redrawn when its draw is below ``prob`` (so with probability ``prob``), else kept
+    parent = space.config([2, 5])
+    assert dict(space.mutate(parent, _Rng([0.5, 0.49], pick=0), 0.5).channels) == {"a": 2, "b": 4}
+    assert dict(space.mutate(parent, _Rng([0.0, 0.99], pick=-1), 0.5).channels) == {"a": 3, "b": 5}
+    # crossover: every slot from one of the two parents
+    a, b = space.config([1, 4]), space.config([3, 6])
+    assert dict(space.crossover(a, b, _Rng(pick=0)).channels) == {"a": 1, "b": 4}
+    assert dict(space.crossover(a, b, _Rng(pick=1)).channels) == {"a": 3, "b": 6}
+
+
+def test_latency_table_interpolates_between_measured_counts():
+    table = LatencyTable({"base_ms": 0.5, "layers": {"x": {"32": 4.0, "8": 1.0, "16": 3.0}, "y": {"4": 2.0}}})
+    assert table.layers["x"] == [(8, 1.0), (16, 3.0), (32, 4.0)]
+    expected = {8: 1.0, 12: 2.0, 16: 3.0, 20: 3.25, 24: 3.5, 32: 4.0}
+    for c, ms in expected.items():
+        assert table.lookup({"x": c, "y": 4}) == pytest.approx(0.5 + ms + 2.0), c
+    for c in (7, 33):
+        assert table.lookup({"x": c, "y": 4}) is None
+    assert table.lookup({"x": 8, "y": 5}) is None  # a one-point slot prices only its count
+    assert table.lookup({"x": 8, "y": 2}) is None
+    assert table.lookup({"x": 8}) == pytest.approx(1.5)  # a slot the config does not name costs nothing
+    assert LatencyTable._interp([(4, 2.0)], 4) == 2.0 and LatencyTable._interp([(4, 2.0)], 2) is None
+    # named entries and channel entries of one list, both priced; the name wins over the channels
+    both = LatencyTable({"configs": [{"name": "tiny", "channels": {"x": 8}, "ms": 1.25},
+                                     {"channels": {"x": 16}, "ms": 2.5}]})
+    assert both.lookup(SubnetConfig(channels={"x": 99}, name="tiny")) == 1.25
+    assert both.lookup({"x": 8}) == 1.25 and both.lookup({"x": 16}) == 2.5
+    assert both.by_name == {"tiny": 1.25} and both.lookup(SubnetConfig(width=0.5)) is None
+    named = LatencyTable({"configs": {"a": "2.5"}})
+    assert named.by_name == {"a": 2.5} and named.lookup(SubnetConfig(channels={"x": 8})) is None
+
+
+def test_pareto_front_by_cost_key_with_ties():
+    from edgegan.train.search import Candidate
+
+    cs = [Candidate(None, m, 0, ms=ms, quality=q)
+          for m, ms, q in ((5, 1.0, 3.0), (1, 9.0, 1.0), (1, 8.0, 2.0), (3, 4.0, 2.0), (3, 3.0, 2.5))]
+    # by MACs: at cost 1 the better of the two, at cost 3 the better of the two, then 5
+    assert [(c.macs, c.quality) for c in pareto_front(cs)] == [(1, 2.0), (3, 2.5), (5, 3.0)]
+    # by ms: 1.0 ms is already the best quality, nothing slower can beat it
+    assert [(c.ms, c.quality) for c in pareto_front(cs, "ms")] == [(1.0, 3.0)]
+    assert pareto_front([]) == []
+    low = [Candidate(None, 1, 0, quality=-1e300)]
+    assert pareto_front(low) == low
+
+
+def test_select_front_spreads_picks_by_cost_rank():
+    from edgegan.train.search import select_front
+
+    front = list("abcde")
+    assert select_front(front) == ["e"]
+    assert select_front(front, 1) == ["e"]
+    assert select_front(front, 2) == ["a", "e"]
+    assert select_front(front, 3) == ["a", "c", "e"]
+    assert select_front(front, 4) == ["a", "b", "d", "e"]
+    assert select_front(list("abcdefg"), 3) == ["a", "d", "g"]
+    for n in (5, 6, 0, None, -1):
+        assert select_front(front, n) == front
+    assert select_front(iter(front), 2) == ["a", "e"]
+    assert select_front([], 2) == []
+
+
+def test_config_entries_are_what_build_reads():
+    from edgegan.train.search import Candidate, config_entries
+
+    a = Candidate(SubnetConfig(channels={"stem": 8}), 100, 10, ms=1.5, quality=20.0)
+    a.test_quality = 19.0
+    assert config_entries([a]) == [{"config": {"name": a.config.name, "channels": {"stem": 8}}, "quality": 20.0,
+                                    "test_quality": 19.0, "macs": 100, "params": 10, "ms": 1.5}]
+
+
+# --- budgets, caches and the search loop, on synthetic costs (no MAC counting) -------------------------------
+
+def _grid(*sizes):
+    """A space of ``len(sizes)`` slots, slot i with channels 1..sizes[i]."""
+    return SearchSpace(OrderedDict(("s%d" % i, list(range(1, n + 1))) for i, n in enumerate(sizes)))
+
+
+def _synthetic_costs(space):
+    """MACs = the sum of a config's channels (params: their product), one entry per config of ``space``."""
+    out = {}
+    for cfg in space.all():
+        ch = list(cfg.channels.values())
+        out[cfg] = {"macs": sum(ch), "params": math.prod(ch)}
+    return out
+
+
+def _synthetic_quality(cfg):
+    # not monotone in cost, no two configs alike
+    return sum(math.sin(1.7 * (i + 1) * c + i) for i, c in enumerate(cfg.channels.values()))
+
+
+def _one_slot_net():
+    """conv 1→c (slot "0", up to 16 channels) → ReLU → conv c→1, 3×3, padding 1."""
+    from edgegan.nn import ElasticConv2d
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(ElasticConv2d(1, 16, 3, padding=1), torch.nn.ReLU(),
+                               ElasticConv2d(16, 1, 3, padding=1, fixed_out=True)).eval()
+
+
+def test_searcher_prices_caches_and_checks_budgets():
+    from edgegan.train.search import Searcher
+
+    net, shape = _one_slot_net(), (1, 1, 8, 8)
+    space = SearchSpace.from_model(net)
+    assert dict(space.choices) == {"0": [8, 16]}
+    small, large = space.smallest(), space.largest()
+    cache = {large: {"macs": 123, "params": 4}}  # a shared cache is trusted: no recount
+    table = {"configs": [{"channels": dict(small.channels), "ms": 2.0}]}
+    s = Searcher(net, toy_quality, list(shape), budget_macs=None, budget_ms=2.0, latency_table=table, cost_cache=cache)
+    assert s.input_shape == shape
+    c = s.cost(small)
+    macs = 8 * 8 * 9 * (1 * 8 + 8 * 1)  # output pixels × k² × (in × out) of both convs
+    params = (9 * 8 + 8) + (8 * 9 + 1)
+    assert (c.config, c.macs, c.params, c.ms, c.quality) == (small, macs, params, 2.0, None)
+    assert (cache[small]["macs"], cache[small]["params"]) == (macs, params)  # the caller's cache is filled
+    big = s.cost(large)
+    assert (big.macs, big.params, big.ms) == (123, 4, None)
+    assert s.feasible(small) is True and s.feasible(large) is False  # unpriced: over a latency budget
+    assert Searcher(net, toy_quality, shape, budget_ms=1.99, latency_table=table, cost_cache=cache).feasible(small) is False
+    assert Searcher(net, toy_quality, shape, cost_cache=cache).cost(small).ms is None
+    at = Searcher(net, toy_quality, shape, budget_macs=macs, cost_cache=cache)
+    assert at.feasible(small) is True and at.feasible(large) is True  # a budget is inclusive
+    assert Searcher(net, toy_quality, shape, budget_macs=122, cost_cache=cache).feasible(large) is False
+    assert Searcher(net, toy_quality, shape, cost_cache=cache).feasible(large) is True
+    with pytest.raises(ValueError, match=r"^a latency budget needs a latency table measured on the target$"):
+        Searcher(net, toy_quality, shape, budget_ms=1.0)
+
+
+def test_searcher_evaluates_once_in_eval_mode_without_gradients_and_restores_the_mode():
+    from edgegan.train.search import Searcher
+
+    net = torch.nn.Linear(1, 1).train()
+    space = _grid(3, 2)
+    seen = []
+
+    def evaluate(cfg):
+        seen.append((cfg, net.training, torch.is_grad_enabled()))
+        return _synthetic_quality(cfg)
+
+    s = Searcher(net, evaluate, SHAPE, cost_cache=_synthetic_costs(space))
+    cfg = space.config([2, 1])
+    for _ in range(2):
+        c = s.evaluate(cfg)
+        assert (c.config, c.macs, c.params, c.ms, c.quality) == (cfg, 3, 2, None, _synthetic_quality(cfg))
+    assert seen == [(cfg, False, False)] and net.training is True
+    net.eval()
+    s.evaluate(space.config([3, 2]))
+    assert net.training is False
+
+
+def _reference_evolution(choices, quality, feasible, population=16, generations=8, parent_ratio=0.25,
+                         mutation_ratio=0.5, mutate_prob=0.2, seed=0, max_tries=200):
+    """Once-for-all's evolutionary search written out on tuples: the configs evaluated, in order, and the best
+    quality among the parents of each generation."""
+    slots = list(choices.values())
+    rng = random.Random(seed)
+    q = OrderedDict()
+
+    def consider(t):
+        if t not in q and feasible(t):
+            q[t] = quality(t)
+        return t if t in q else None
+
+    pop = []
+    if consider(tuple(v[0] for v in slots)):  # the cheapest config first
+        pop.append(tuple(v[0] for v in slots))
+    for _ in range(4 * population):
+        if len(pop) >= population:
+            break
+        for _ in range(max_tries):
+            t = tuple(rng.choice(v) for v in slots)
+            if feasible(t):
+                break
+        else:
+            break
+        if t not in q:
+            pop.append(consider(t))
+    n_parents, n_mutate = max(1, round(parent_ratio * population)), round(mutation_ratio * population)
+    best = []
+    for _ in range(generations):
+        if not pop:
+            break
+        parents = sorted(pop, key=lambda t: -q[t])[:n_parents]
+        best.append(q[parents[0]])
+        children = []
+        for i in range(population - n_parents):
+            for _ in range(max_tries):
+                if i < n_mutate:
+                    p = rng.choice(parents)
+                    t = tuple(rng.choice(v) if rng.random() < mutate_prob else p[j] for j, v in enumerate(slots))
+                else:
+                    a, b = rng.choice(parents), rng.choice(parents)
+                    t = tuple(rng.choice((a[j], b[j])) for j in range(len(slots)))
+                if feasible(t):
+                    children.append(consider(t))
+                    break
+        pop = parents + children
+    return list(q), best
+
+
+@pytest.mark.parametrize("kw", [{}, dict(population=6, generations=3, parent_ratio=0.5, mutation_ratio=0.34,
+                                         mutate_prob=0.7, seed=3, max_tries=2)], ids=["defaults", "custom"])
+def test_evolution_follows_once_for_all(kw):
+    """Seeded evolution (init: cheapest config + random feasible ones; each generation: the best quarter are
+    parents, half the population mutated from them, the rest crossed over) under a MAC budget."""
+    space = _grid(8, 8, 8)  # 512 configs: above the exhaustive limit
+    costs = _synthetic_costs(space)
+    budget = 12
+    calls, logs = [], []
+
+    def evaluate(cfg):
+        calls.append(cfg)
+        return _synthetic_quality(cfg)
+
+    res = search(torch.nn.Module(), evaluate, SHAPE, budget_macs=budget, space=space, cost_cache=costs, log=logs.append,
+                 **kw)
+    order, best = _reference_evolution(space.choices, lambda t: _synthetic_quality(space.config(t)),
+                                       lambda t: sum(t) <= budget, **kw)
+    assert res.mode == "evolution" and res.cost_key == "macs"
+    assert [tuple(c.config.channels.values()) for c in res.evaluated] == order
+    assert calls == [c.config for c in res.evaluated]  # each config evaluated once
+    assert logs == ["generation %d: best %.4f" % (g, b) for g, b in enumerate(best)]
+    assert len(logs) == kw.get("generations", 8)
+    assert all(b1 <= b2 for b1, b2 in zip(best, best[1:]))  # the parents keep the best so far
+    assert res.evaluated[0].config == space.smallest()
+    assert [(c.config, c.macs, c.params, c.quality) for c in res.evaluated] == [
+        (c.config, costs[c.config]["macs"], costs[c.config]["params"], _synthetic_quality(c.config)) for c in res.evaluated]
+    front = [c for c in res.evaluated if not any(o.macs <= c.macs and o.quality > c.quality for o in res.evaluated)]
+    assert [c.config for c in res.front] == [c.config for c in sorted(front, key=lambda c: c.macs)]
+
+
+def test_initial_population_size_and_what_auto_chooses():
+    space = _grid(8, 8, 8)
+    costs = _synthetic_costs(space)
+    res = search(torch.nn.Module(), _synthetic_quality, SHAPE, space=space, cost_cache=costs, generations=0)
+    assert res.mode == "evolution" and len(res.evaluated) == 16  # the default population
+    assert len({c.config for c in res.evaluated}) == 16
+    res = search(torch.nn.Module(), _synthetic_quality, SHAPE, space=space, cost_cache=costs, generations=0,
+                 population=5)
+    assert len(res.evaluated) == 5
+    for n, mode in ((256, "exhaustive"), (257, "evolution")):  # the default exhaustive limit is 256 configs
+        line = _grid(n)
+        res = search(torch.nn.Module(), _synthetic_quality, SHAPE, space=line, cost_cache=_synthetic_costs(line),
+                     generations=0, population=3)
+        assert res.mode == mode
+        assert len(res.evaluated) == (n if mode == "exhaustive" else 3)
+    res = search(torch.nn.Module(), _synthetic_quality, SHAPE, space=_grid(3, 2), cost_cache=_synthetic_costs(_grid(3, 2)),
+                 exhaustive_limit=5)
+    assert res.mode == "evolution"
+    with pytest.raises(ValueError, match=r"^mode must be auto, exhaustive or evolution, got 'greedy'$"):
+        search(torch.nn.Module(), _synthetic_quality, SHAPE, space=space, mode="greedy")
+
+
+def test_exhaustive_evaluates_every_feasible_config_in_order():
+    space = _grid(4, 3)
+    costs = _synthetic_costs(space)
+    res = search(torch.nn.Module(), _synthetic_quality, SHAPE, space=space, cost_cache=costs, budget_macs=5)
+    assert [tuple(c.config.channels.values()) for c in res.evaluated] == [
+        (a, b) for a in range(1, 5) for b in range(1, 4) if a + b <= 5]
+
+
+class _CountingTable(LatencyTable):
+    def __init__(self, data):
+        super().__init__(data)
+        self.lookups = 0
+
+    def lookup(self, config):
+        self.lookups += 1
+        return super().lookup(config)
+
+
+def test_evolution_gives_up_after_max_tries_when_nothing_is_feasible():
+    space = _grid(8, 8, 8)
+    table = _CountingTable({"layers": {"s0": {"1": 5.0, "8": 12.0}, "s1": {"1": 5.0, "8": 12.0}}})  # no s2: unpriced
+    res = search(torch.nn.Module(), _synthetic_quality, SHAPE, space=space, budget_ms=100.0, latency_table=table,
+                 cost_cache=_synthetic_costs(space))
+    assert res.front == [] and res.evaluated == [] and res.best is None and res.cost_key == "ms"
+    assert table.lookups == 1 + 200  # the cheapest config, then the default 200 tries of one sample
+    table.lookups = 0
+    search(torch.nn.Module(), _synthetic_quality, SHAPE, space=space, budget_ms=100.0, latency_table=table,
+           cost_cache=_synthetic_costs(space), max_tries=7)
+    assert table.lookups == 1 + 7
+
+
+def test_latency_table_without_latency_budget_prices_but_ranks_by_macs():
+    space = _grid(4, 3)
+    table = {"configs": [{"channels": {"s0": a, "s1": 1}, "ms": 10.0 - a} for a in range(1, 5)]}
+    res = search(torch.nn.Module(), _synthetic_quality, SHAPE, space=space, latency_table=table,
+                 cost_cache=_synthetic_costs(space))
+    assert res.cost_key == "macs" and len(res.evaluated) == 12
+    assert {tuple(c.config.channels.values()): c.ms for c in res.evaluated if c.ms is not None} == {
+        (a, 1): 10.0 - a for a in range(1, 5)}
+    best = max(res.evaluated, key=lambda c: c.quality)
+    assert res.best.config == best.config
+    by_ms = search(torch.nn.Module(), _synthetic_quality, SHAPE, space=space, latency_table=table, budget_ms=8.0,
+                   cost_cache=_synthetic_costs(space))
+    assert by_ms.cost_key == "ms"
+    assert [tuple(c.config.channels.values()) for c in by_ms.evaluated] == [(2, 1), (3, 1), (4, 1)]
+    assert [c.ms for c in by_ms.front] == sorted(c.ms for c in by_ms.front)
