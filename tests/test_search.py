@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from edgegan.models import MobileResnetGenerator
+from edgegan.nn import at_width
 from edgegan.subnet import SubnetConfig, cost
 from edgegan.train.search import LatencyTable, SearchSpace, pareto_front, psnr_evaluator, search
 
@@ -330,13 +331,13 @@ def _synthetic_quality(cfg):
     return sum(math.sin(1.7 * (i + 1) * c + i) for i, c in enumerate(cfg.channels.values()))
 
 
-def _one_slot_net():
-    """conv 1→c (slot "0", up to 16 channels) → ReLU → conv c→1, 3×3, padding 1."""
+def _one_slot_net(max_channels=16):
+    """conv 1→c (slot "0", up to ``max_channels``) → ReLU → conv c→1, 3×3, padding 1."""
     from edgegan.nn import ElasticConv2d
 
     torch.manual_seed(0)
-    return torch.nn.Sequential(ElasticConv2d(1, 16, 3, padding=1), torch.nn.ReLU(),
-                               ElasticConv2d(16, 1, 3, padding=1, fixed_out=True)).eval()
+    return torch.nn.Sequential(ElasticConv2d(1, max_channels, 3, padding=1), torch.nn.ReLU(),
+                               ElasticConv2d(max_channels, 1, 3, padding=1, fixed_out=True)).eval()
 
 
 def test_searcher_prices_caches_and_checks_budgets():
@@ -539,3 +540,118 @@ def test_latency_table_without_latency_budget_prices_but_ranks_by_macs():
     assert by_ms.cost_key == "ms"
     assert [tuple(c.config.channels.values()) for c in by_ms.evaluated] == [(2, 1), (3, 1), (4, 1)]
     assert [c.ms for c in by_ms.front] == sorted(c.ms for c in by_ms.front)
+
+
+# --- search_checkpoint_configs and BatchNorm recalibration ---------------------------------------------------
+
+def _pairs(n, shape, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand((n,) + tuple(shape[1:]), generator=g) * 2 - 1
+    return x, torch.tanh(2 * x.roll(1, dims=-1))
+
+
+def _psnr_at(net, config, x, y):
+    from edgegan.train.metrics import psnr_per_image
+
+    with torch.no_grad(), at_width(net, config):
+        return float(psnr_per_image(net(x), y, 2.0).mean())
+
+
+def test_search_checkpoint_configs_defaults_budget_step_and_choices():
+    from edgegan.train.search import config_entries, search_checkpoint_configs
+
+    net, shape = _one_slot_net(24), (1, 1, 4, 4)
+    x, y = _pairs(3, shape, 0)
+    result, entries = search_checkpoint_configs(net, x, y, shape)
+    assert result.mode == "exhaustive" and result.cost_key == "macs"
+    assert [c.config.channels["0"] for c in result.evaluated] == [8, 16, 24]  # multiples of 8
+    for c in result.evaluated:
+        assert c.quality == pytest.approx(_psnr_at(net, c.config, x, y), abs=1e-4)
+        assert c.macs == 4 * 4 * 9 * 2 * c.config.channels["0"] and c.test_quality is None
+    assert entries == config_entries([result.front[-1]])  # one config by default: the best
+    budget = 4 * 4 * 9 * 2 * 16
+    result, entries = search_checkpoint_configs(net, x, y, shape, budget_macs=budget, n_configs=3, step=16)
+    assert [c.config.channels["0"] for c in result.evaluated] == [16]  # 24 is over the budget
+    assert entries == config_entries(result.front)
+    result, _ = search_checkpoint_configs(net, x, y, shape, choices={"0": [4, 12]}, mode="exhaustive")
+    assert [c.config.channels["0"] for c in result.evaluated] == [4, 12]
+
+
+@pytest.mark.parametrize("kw", [{}, dict(population=3, generations=2, seed=5)], ids=["defaults", "custom"])
+def test_search_checkpoint_configs_runs_the_seeded_evolution(kw):
+    from edgegan.train.search import search_checkpoint_configs
+
+    net, shape = _one_slot_net(24), (1, 1, 4, 4)
+    x, y = _pairs(3, shape, 1)
+    choices = {"0": list(range(1, 25))}  # 24 configs: more than a population
+    logs, ref_logs = [], []
+    result, _ = search_checkpoint_configs(net, x, y, shape, choices=choices, mode="evolution", log=logs.append, **kw)
+    space = SearchSpace.from_model(net, choices=choices)
+    ref = search(net, psnr_evaluator(net, x, y), shape, space=space, mode="evolution", cost_cache=_synthetic_costs(space),
+                 log=ref_logs.append, **dict(dict(population=16, generations=8, seed=0), **kw))
+    assert result.mode == "evolution"
+    assert [c.config for c in result.evaluated] == [c.config for c in ref.evaluated]
+    assert len(result.evaluated) < space.size or not kw
+    assert logs == ref_logs and len(logs) == kw.get("generations", 8)
+
+
+def _bn_net():
+    """conv 2→c (slot "0", up to 16) → switchable BN → ReLU → conv c→1; BN statistics never estimated."""
+    from edgegan.nn import ElasticConv2d, SwitchableBatchNorm2d
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(ElasticConv2d(2, 16, 3, padding=1), SwitchableBatchNorm2d([16]), torch.nn.ReLU(),
+                               ElasticConv2d(16, 1, 3, padding=1, fixed_out=True)).eval()
+
+
+def test_recalibrated_subnet_statistics_are_the_cumulative_batch_averages():
+    from edgegan.train.search import recalibrated_subnet
+
+    net = _bn_net()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(4, 2, 8, 8, generator=g) * 2 + 1, torch.randn(3, 2, 6, 6, generator=g) - 1]
+    for c in (8, 16):
+        sub = recalibrated_subnet(net, SubnetConfig(channels={"0": c}), iter(batches))
+        bn = sub[1]
+        assert isinstance(bn, torch.nn.BatchNorm2d) and bn.num_features == c and not sub.training
+        conv = net[0]
+        feats = [torch.nn.functional.conv2d(b, conv.weight[:c], conv.bias[:c], padding=1) for b in batches]
+        mean = sum(f.mean((0, 2, 3)) for f in feats) / 2
+        var = sum(f.transpose(0, 1).reshape(c, -1).var(1, unbiased=True) for f in feats) / 2
+        assert torch.allclose(bn.running_mean, mean, atol=1e-5) and torch.allclose(bn.running_var, var, atol=1e-4)
+        assert int(bn.num_batches_tracked) == 2
+    one = recalibrated_subnet(net, SubnetConfig(channels={"0": 8}), batches[:1])
+    assert int(one[1].num_batches_tracked) == 1
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())  # the supernet is untouched
+
+
+def test_search_checkpoint_configs_recalibrates_each_candidate():
+    from edgegan.train.search import search_checkpoint_configs
+
+    net, shape = _bn_net(), (1, 2, 8, 8)
+    x, y = _pairs(2, shape, 2)
+    y = y[:, :1]
+    xt, yt = _pairs(3, shape, 3)
+    yt = yt[:, :1]
+    batches = [torch.randn(4, 2, 8, 8, generator=torch.Generator().manual_seed(4)) * 3]
+
+    def recalibrated_psnr(config, xs, ys):  # the sub-network by hand, BN statistics from ``batches``
+        from edgegan.train.metrics import psnr_per_image
+
+        F, c, bn = torch.nn.functional, config.channels["0"], net[1].bn[0]
+        conv = lambda t: F.conv2d(t, net[0].weight[:c], net[0].bias[:c], padding=1)
+        h = conv(batches[0])
+        mean, var = h.mean((0, 2, 3)), h.transpose(0, 1).reshape(c, -1).var(1, unbiased=True)
+        with torch.no_grad():
+            h = F.batch_norm(conv(xs), mean, var, bn.weight[:c], bn.bias[:c], False, 0.0, bn.eps)
+            out = F.conv2d(h.relu(), net[3].weight[:, :c], net[3].bias, padding=1)
+        return float(psnr_per_image(out, ys, 2.0).mean())
+
+    result, entries = search_checkpoint_configs(net, x, y, shape, n_configs=0, recalibrate=batches, test=(xt, yt))
+    assert len(result.evaluated) == 2
+    for c in result.evaluated:
+        assert c.quality == pytest.approx(recalibrated_psnr(c.config, x, y), abs=1e-3)
+        assert c.quality != pytest.approx(_psnr_at(net, c.config, x, y), abs=1e-2)
+    for c in result.front:
+        assert c.test_quality == pytest.approx(recalibrated_psnr(c.config, xt, yt), abs=1e-3)
