@@ -561,9 +561,12 @@ def test_search_checkpoint_configs_defaults_budget_step_and_choices():
     from edgegan.train.search import config_entries, search_checkpoint_configs
 
     net, shape = _one_slot_net(24), (1, 1, 4, 4)
-    x, y = _pairs(3, shape, 0)
+    x = _pairs(3, shape, 0)[0]
+    with torch.no_grad():
+        y = net(x)  # the full network's outputs: every wider config is better, the front has three points
     result, entries = search_checkpoint_configs(net, x, y, shape)
     assert result.mode == "exhaustive" and result.cost_key == "macs"
+    assert [c.config.channels["0"] for c in result.front] == [8, 16, 24]
     assert [c.config.channels["0"] for c in result.evaluated] == [8, 16, 24]  # multiples of 8
     for c in result.evaluated:
         assert c.quality == pytest.approx(_psnr_at(net, c.config, x, y), abs=1e-4)
@@ -655,3 +658,19 @@ def test_search_checkpoint_configs_recalibrates_each_candidate():
         assert c.quality != pytest.approx(_psnr_at(net, c.config, x, y), abs=1e-2)
     for c in result.front:
         assert c.test_quality == pytest.approx(recalibrated_psnr(c.config, xt, yt), abs=1e-3)
+
+
+def test_psnr_evaluator_runs_batch_size_images_at_a_time():
+    net, shape = _one_slot_net(), (1, 1, 4, 4)
+    x, y = _pairs(101, shape, 5)
+    sizes = []
+    net.register_forward_hook(lambda m, args, out: sizes.append(args[0].shape[0]))
+    cfg = SubnetConfig(channels={"0": 8})
+    expected = _psnr_at(net, cfg, x, y)
+    sizes.clear()
+    assert psnr_evaluator(net, x, y)(cfg) == pytest.approx(expected, abs=1e-4)
+    assert sizes == [100, 1]  # 100 images at a time by default
+    sizes.clear()
+    assert psnr_evaluator(net, x, y, batch_size=40)(cfg) == pytest.approx(expected, abs=1e-4)
+    assert sizes == [40, 40, 21]
+    assert psnr_evaluator(net, x, y, data_range=1.0)(cfg) == pytest.approx(expected - 20 * math.log10(2.0), abs=1e-4)
