@@ -269,6 +269,8 @@ def test_latency_table_interpolates_between_measured_counts():
     assert both.by_name == {"tiny": 1.25} and both.lookup(SubnetConfig(width=0.5)) is None
     named = LatencyTable({"configs": {"a": "2.5"}})
     assert named.by_name == {"a": 2.5} and named.lookup(SubnetConfig(channels={"x": 8})) is None
+    assert named.lookup(SubnetConfig(channels={})) is None  # a per-config table prices only what it lists
+    assert table.lookup(SubnetConfig(channels={})) == 0.5  # a per-layer table: the base alone
 
 
 def test_pareto_front_by_cost_key_with_ties():
@@ -674,3 +676,14 @@ def test_psnr_evaluator_runs_batch_size_images_at_a_time():
     assert psnr_evaluator(net, x, y, batch_size=40)(cfg) == pytest.approx(expected, abs=1e-4)
     assert sizes == [40, 40, 21]
     assert psnr_evaluator(net, x, y, data_range=1.0)(cfg) == pytest.approx(expected - 20 * math.log10(2.0), abs=1e-4)
+
+
+def test_search_builds_its_space_from_step_or_choices():
+    net, shape = _one_slot_net(24), (1, 1, 4, 4)
+    cache = {SubnetConfig(channels={"0": c}): {"macs": c, "params": c} for c in range(1, 25)}
+    channels = lambda **kw: [c.config.channels["0"] for c in search(net, lambda cfg: 1.0 * cfg.channels["0"], shape,
+                                                                       cost_cache=cache, **kw).evaluated]
+    assert channels() == [8, 16, 24]
+    assert channels(step=16) == [16, 24]
+    assert channels(choices=[0.5, 1.0]) == [12, 24]
+    assert channels(choices={"0": [4, 12]}) == [4, 12]
