@@ -215,6 +215,8 @@ def test_space_from_model_steps_ratios_overrides_and_fixed_slots(model):
         "stem": [8], "down1": [12, 16], "stream": [12, 24, 32], "block0": [12, 24, 32], "up1": [12, 16], "up2": [8]}
     assert dict(SearchSpace.from_model(model, step=16).choices) == {
         "stem": [8], "down1": [16], "stream": [16, 32], "block0": [16, 32], "up1": [16], "up2": [8]}
+    by3 = SearchSpace.from_model(model, step=3).choices  # the maximum closes every list, right after m - 1
+    assert (by3["stem"], by3["down1"], by3["stream"]) == ([3, 6, 8], [3, 6, 9, 12, 15, 16], list(range(3, 31, 3)) + [32])
     # ratios: round(r * max), at least one channel
     assert dict(SearchSpace.from_model(model, choices=[0.01, 0.3, 1.0]).choices) == {
         "stem": [1, 2, 8], "down1": [1, 5, 16], "stream": [1, 10, 32], "block0": [1, 10, 32], "up1": [1, 5, 16],
