@@ -446,7 +446,8 @@ def _reference_evolution(choices, quality, feasible, population=16, generations=
 
 
 @pytest.mark.parametrize("kw", [{}, dict(population=6, generations=3, parent_ratio=0.5, mutation_ratio=0.34,
-                                         mutate_prob=0.7, seed=3, max_tries=2)], ids=["defaults", "custom"])
+                                         mutate_prob=0.7, seed=3, max_tries=2),
+                                  dict(population=4, generations=3, seed=2)], ids=["defaults", "custom", "one-parent"])
 def test_evolution_follows_once_for_all(kw):
     """Seeded evolution (init: cheapest config + random feasible ones; each generation: the best quarter are
     parents, half the population mutated from them, the rest crossed over) under a MAC budget."""
@@ -527,6 +528,15 @@ def test_evolution_gives_up_after_max_tries_when_nothing_is_feasible():
     search(torch.nn.Module(), _synthetic_quality, SHAPE, space=space, budget_ms=100.0, latency_table=table,
            cost_cache=_synthetic_costs(space), max_tries=7)
     assert table.lookups == 1 + 7
+
+
+def test_initial_sampling_stops_after_four_draws_per_member_when_the_space_cannot_fill_it():
+    space = SearchSpace({"a": [1]})  # one config: every draw repeats it
+    table = _CountingTable({"configs": [{"channels": {"a": 1}, "ms": 1.0}]})
+    res = search(torch.nn.Module(), _synthetic_quality, SHAPE, space=space, budget_ms=2.0, latency_table=table,
+                 cost_cache=_synthetic_costs(space), mode="evolution", population=3, generations=0)
+    assert [c.ms for c in res.evaluated] == [1.0]
+    assert table.lookups == 2 + 4 * 3  # the cheapest config checked and priced, then 4 × population draws
 
 
 def test_latency_table_without_latency_budget_prices_but_ranks_by_macs():
