@@ -143,3 +143,14 @@ def test_ppcd_smoke_three_steps_then_prune():
     with torch.no_grad():
         ref = student(x)
         assert (physically_prune(student)(x) - ref).abs().max().item() <= 1e-5
+
+
+def test_ppcd_regularizer_is_weight_times_the_sum_of_abs_w_plus_one():
+    model = insert_masks(_gen(ResnetGenerator, norm="in"), input_shape=SHAPE)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in masks(model):
+            m.weight.copy_(torch.randn(m.channels, generator=gen))
+    total = sum(float((m.weight + 1).abs().sum()) for m in masks(model))
+    assert float(ppcd_regularizer(model)) == pytest.approx(0.01 * total, rel=1e-6)
+    assert float(ppcd_regularizer(model, weight=0.5)) == pytest.approx(0.5 * total, rel=1e-6)
