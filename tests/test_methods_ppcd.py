@@ -121,6 +121,17 @@ def test_a_narrow_pair_is_kept_when_cheaper_than_folding():
     assert cost(pruned, SHAPE)["macs"] < cost(extract(g, 1.0, input_shape=SHAPE, fold_bn=False), SHAPE)["macs"]
 
 
+@pytest.mark.parametrize("cls,norm", [CASES[0], CASES[3]], ids=[IDS[0], IDS[3]])
+def test_physically_prune_keeps_the_models_dtype(cls, norm):
+    """A float64 masked model prunes to a float64 model computing its function to float64 precision."""
+    masked = _masked(_generator(cls, norm), [KEEP1, KEEP2] * 2).double()
+    pruned = physically_prune(masked)
+    assert {p.dtype for p in pruned.parameters()} == {torch.float64}
+    x = torch.randn(3, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(x), masked(x), atol=1e-12, rtol=1e-10)
+
+
 def _attention(feature):
     a = (feature ** 2).sum(1).flatten(1)
     return a / a.norm(dim=1, keepdim=True)
