@@ -127,6 +127,7 @@ def test_physically_prune_keeps_the_models_dtype(cls, norm):
     masked = _masked(_generator(cls, norm), [KEEP1, KEEP2] * 2).double()
     pruned = physically_prune(masked)
     assert {p.dtype for p in pruned.parameters()} == {torch.float64}
+    assert not any(p.requires_grad for p in pruned.parameters())  # a finished model: frozen
     x = torch.randn(3, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         torch.testing.assert_close(pruned(x), masked(x), atol=1e-12, rtol=1e-10)

@@ -364,13 +364,17 @@ def test_prune_a_block_whose_transition_conv_sits_outside_its_body(mask_last):
     assert again.pruned_channels == {"0": [], "1": []} and again.folded_transitions == []
 
 
-def test_prune_slices_the_depthwise_layers_right_after_a_mask():
+@pytest.mark.parametrize("pivot", [0.005, 0.0])
+def test_prune_slices_the_depthwise_layers_right_after_a_mask(pivot):
     """A mask directly followed by a depthwise conv (with a bias) and its norm: both keep the mask's channels, and
-    the constants the removed channels still produce fold into the 1×1 consumer's bias."""
+    the constants the removed channels still produce fold into the 1×1 consumer's bias. (At pivot 0 a channel is
+    off where its sigmoid underflows to exactly 0.)"""
     torch.manual_seed(0)
     layers = [nn.Conv2d(8, 8, 1, bias=False), _bn(8), nn.Conv2d(8, 8, 3, padding=1, groups=8), _bn(8), nn.ReLU(),
               nn.Conv2d(8, 8, 1, bias=False)]
     model = _with_statistics(nn.Sequential(PrunableBlock(_masked_body(layers, 0.01))))
+    for m in masks(model):
+        m.pivot = pivot
     _binarize(model, [[1, 4, 7], [0, 1, 2, 3, 5]])
     x = torch.randn(2, 8, 8, 8)
     with torch.no_grad():
@@ -412,3 +416,30 @@ def test_physically_prune_on_cuda():
     x = torch.randn(2, 3, 32, 32, device="cuda")
     with torch.no_grad():
         torch.testing.assert_close(pruned(x), model(x), atol=1e-4, rtol=1e-4)
+    from edgegan.train.prune import compose_1x1
+
+    for conv_bias, t_bias in ((True, True), (False, True)):
+        conv = nn.Conv2d(3, 4, 3, padding=1, bias=conv_bias).cuda()
+        t = nn.Conv2d(4, 5, 1, bias=t_bias).cuda()
+        c = compose_1x1(conv, t)
+        assert c.weight.device.type == c.bias.device.type == "cuda"
+        with torch.no_grad():
+            torch.testing.assert_close(c(x), t(conv(x)), atol=1e-4, rtol=1e-4)
+
+
+def test_masked_body_puts_a_mask_after_each_regular_conv_or_its_norm():
+    """Plain ``conv → ReLU → conv`` (mask right after the first conv) and a pre-activation body that starts with a
+    norm (no mask there: no conv before it); every mask starts at ``init``, the transition is the identity."""
+    def kinds(layers):
+        return [type(m).__name__ for m in layers]
+
+    plain = _masked_body([nn.Conv2d(4, 6, 3), nn.ReLU(), nn.Conv2d(6, 5, 3)], 0.3)
+    assert kinds(plain) == ["Conv2d", "ChannelMask", "ReLU", "Conv2d", "ChannelMask", "Conv2d"]
+    pre = _masked_body([_bn(4), nn.ReLU(), nn.Conv2d(4, 6, 3), _bn(6), nn.ReLU(), nn.Conv2d(6, 4, 3)], 0.3)
+    assert kinds(pre) == ["BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ChannelMask", "ReLU", "Conv2d",
+                          "ChannelMask", "Conv2d"]
+    for body, channels in ((plain, [6, 5]), (pre, [6, 4])):
+        assert [m.channels for m in masks(nn.Sequential(*body))] == channels
+        assert all(torch.equal(m.weight, torch.full((m.channels,), 0.3)) for m in masks(nn.Sequential(*body)))
+        t = body[-1]
+        assert t.bias is None and torch.equal(t.weight[:, :, 0, 0], torch.eye(t.in_channels))
