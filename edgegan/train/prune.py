@@ -158,7 +158,7 @@ def _norm_like(norm, idx):
     n = len(idx)
     if isinstance(norm, nn.BatchNorm2d):
         new = nn.BatchNorm2d(n, eps=norm.eps, momentum=norm.momentum, affine=norm.affine,
-                             track_running_stats=None)
+                             track_running_stats=norm.track_running_stats)
     else:
         new = nn.InstanceNorm2d(n, eps=norm.eps, momentum=norm.momentum, affine=norm.affine,
                                 track_running_stats=norm.track_running_stats)
