@@ -443,3 +443,22 @@ def test_masked_body_puts_a_mask_after_each_regular_conv_or_its_norm():
         assert all(torch.equal(m.weight, torch.full((m.channels,), 0.3)) for m in masks(nn.Sequential(*body)))
         t = body[-1]
         assert t.bias is None and torch.equal(t.weight[:, :, 0, 0], torch.eye(t.in_channels))
+
+
+def test_insert_masks_traces_at_the_given_shape_and_marks_the_config():
+    """The sub-network is cut out by a forward pass at ``input_shape`` (default: 1×C×32×32); the masks start at
+    ``init`` (default 0.01, the paper's) and the model's config says it is masked."""
+    from edgegan.subnet import extract
+
+    g = _gen(ResnetGenerator, norm="in")
+    seen = []
+    g.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[0].shape)))  # kept by the deep copies
+    model = insert_masks(g)
+    assert seen == [(1, 3, 32, 32)]
+    assert all(torch.equal(m.weight, torch.full((m.channels,), 0.01)) for m in masks(model))
+    assert model.subnet_config == dict(extract(g, 1.0, input_shape=SHAPE, fold_bn=False).subnet_config, masked=True)
+    assert model.subnet_config["masked"] is True and len(model.subnet_config) > 1
+    del seen[:]
+    model = insert_masks(g, input_shape=(1, 3, 16, 24), init=0.2)
+    assert seen[0] == (1, 3, 16, 24)
+    assert all(torch.equal(m.weight, torch.full((m.channels,), 0.2)) for m in masks(model))
