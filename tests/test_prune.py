@@ -151,7 +151,7 @@ def test_ppcd_regularizer_is_weight_times_the_sum_of_abs_w_plus_one():
     with torch.no_grad():
         for m in masks(model):
             m.weight.copy_(torch.randn(m.channels, generator=gen))
-    total = sum(float((m.weight + 1).abs().sum()) for m in masks(model))
+    total = sum(float((m.weight.detach() + 1).abs().sum()) for m in masks(model))
     assert float(ppcd_regularizer(model).detach()) == pytest.approx(0.01 * total, rel=1e-6)
     assert float(ppcd_regularizer(model, weight=0.5).detach()) == pytest.approx(0.5 * total, rel=1e-6)
 
