@@ -22,7 +22,7 @@ from edgegan.models import MobileResnetGenerator, ResnetGenerator, SharedTrunkPa
 from edgegan.models.pruned import PrunableBlock
 from edgegan.nn.masks import ChannelMask, mask_stats, masks, sparsity_loss, update_masks
 from edgegan.subnet import cost, extract
-from edgegan.train.prune import insert_masks, physically_prune, ppcd_step, train_ppcd
+from edgegan.train.prune import insert_masks, physically_prune, ppcd_step, prune_report, train_ppcd
 
 SHAPE = (1, 1, 16, 16)
 KEEP1 = [0, 3, 4, 9, 15]          # of the 16 channels after each block's first (or first pointwise) conv
@@ -102,6 +102,8 @@ def test_nothing_pruned_folds_back_to_the_unpruned_cost(cls, norm):
     assert cost(pruned, SHAPE) == cost(unpruned, SHAPE)
     assert sum(isinstance(m, nn.Conv2d) for m in pruned.modules()) == sum(
         isinstance(m, nn.Conv2d) for m in unpruned.modules())
+    rep = prune_report(masked, pruned, SHAPE, unpruned=unpruned)
+    assert (rep["folded_transitions"], rep["blocks"], rep["unpruned_params_ratio"], rep["unpruned_macs_ratio"]) == (2, 2, 1.0, 1.0)
 
 
 def test_a_narrow_pair_is_kept_when_cheaper_than_folding():
@@ -117,6 +119,18 @@ def test_a_narrow_pair_is_kept_when_cheaper_than_folding():
     with torch.no_grad():
         torch.testing.assert_close(pruned(x), masked(x), atol=1e-5, rtol=1e-4)
     assert cost(pruned, SHAPE)["macs"] < cost(extract(g, 1.0, input_shape=SHAPE, fold_bn=False), SHAPE)["macs"]
+
+
+@pytest.mark.parametrize("cls,norm", [CASES[0], CASES[3]], ids=[IDS[0], IDS[3]])
+def test_physically_prune_keeps_the_models_dtype(cls, norm):
+    """A float64 masked model prunes to a float64 model computing its function to float64 precision."""
+    masked = _masked(_generator(cls, norm), [KEEP1, KEEP2] * 2).double()
+    pruned = physically_prune(masked)
+    assert {p.dtype for p in pruned.parameters()} == {torch.float64}
+    assert not any(p.requires_grad for p in pruned.parameters())  # a finished model: frozen
+    x = torch.randn(3, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(x), masked(x), atol=1e-12, rtol=1e-10)
 
 
 def _attention(feature):
@@ -239,3 +253,114 @@ def test_mask_repr():
     assert repr(m) == "ChannelMask(channels=2, delta=1000, pivot=0.005, frozen=False)"
     m.binarize()
     assert repr(m) == "ChannelMask(channels=2, delta=1000, pivot=0.005, frozen=True)"
+
+
+# --- the report: costs at the given input shape, exact differences counted by hand -----------------------------
+
+def test_prune_report_counts_and_ratios():
+    """ResNet, ngf 4, 16×16 input: two blocks of 16 channels at 4×4 (16 pixels). Masked block per pixel:
+    two 16→16 3×3 convs and the 16→16 transition; pruned (5 then 11 kept, the narrow pair kept since
+    5·16·9 > 5·11·9 + 11·16): 16→5 3×3, 5→11 3×3, 11→16 1×1."""
+    g = _generator(ResnetGenerator, "bn")
+    masked = _masked(g, [KEEP1, KEEP2] * 2)
+    pruned = physically_prune(masked)
+    unpruned = extract(g, 1.0, input_shape=SHAPE, fold_bn=False)
+    rep = prune_report(masked, pruned, SHAPE, unpruned=unpruned)
+    assert set(rep) == {"masked", "pruned", "masks", "params_ratio", "macs_ratio", "folded_transitions", "blocks",
+                        "unpruned", "unpruned_params_ratio", "unpruned_macs_ratio"}
+    assert (rep["masked"], rep["pruned"], rep["unpruned"]) == (cost(masked, SHAPE), cost(pruned, SHAPE),
+                                                                cost(unpruned, SHAPE))
+    pixels, masked_block, pruned_block = 16, 16 * 16 * 9 * 2 + 16 * 16, 16 * 5 * 9 + 5 * 11 * 9 + 11 * 16
+    assert rep["masked"]["macs"] - rep["pruned"]["macs"] == 2 * pixels * (masked_block - pruned_block)
+    assert rep["masked"]["macs"] - rep["unpruned"]["macs"] == 2 * pixels * 16 * 16  # the transition convs
+    # params per block: the convs' weights, 2 BatchNorm affine entries per channel of the first norm, the masks
+    masked_params = 16 * 16 * 9 * 2 + 16 * 16 + 2 * 16 + 2 * 16
+    pruned_params = 16 * 5 * 9 + 5 * 11 * 9 + 11 * 16 + 2 * 5
+    assert rep["masked"]["params"] - rep["pruned"]["params"] == 2 * (masked_params - pruned_params)
+    assert rep["masked"]["params"] - rep["unpruned"]["params"] == 2 * (16 * 16 + 2 * 16)
+    for prefix, num in (("", rep["masked"]), ("unpruned_", rep["unpruned"])):
+        assert rep[prefix + "params_ratio"] == pytest.approx(num["params"] / rep["pruned"]["params"], rel=1e-12)
+        assert rep[prefix + "macs_ratio"] == pytest.approx(num["macs"] / rep["pruned"]["macs"], rel=1e-12)
+        assert rep[prefix + "params_ratio"] > 1.5 and rep[prefix + "macs_ratio"] > 1.4
+    assert rep["masks"] == {"kept": 2 * (len(KEEP1) + len(KEEP2)), "total": 64, "frozen": 4, "masks": 4}
+    assert (rep["folded_transitions"], rep["blocks"]) == (0, 2)
+    # without the unpruned generator: no unpruned entries
+    assert set(prune_report(masked, pruned, SHAPE)) == set(rep) - {"unpruned", "unpruned_params_ratio",
+                                                                   "unpruned_macs_ratio"}
+
+
+# --- ppcd_step: the discriminator's step, what it returns, what it leaves behind ---------------------------------
+
+def _step_setup(seed=0):
+    teacher = _generator(ResnetGenerator, "in", seed=2)
+    masked = insert_masks(_generator(MobileResnetGenerator, "bn", seed=seed), input_shape=SHAPE).train()
+    disc = settled_discriminator(SharedTrunkPatchGAN(2, ndf=4, n_layers=2, n_heads=1), torch.randn(2, 2, 16, 16))
+    return teacher, masked, disc, Pairs(4, size=16)
+
+
+@pytest.mark.parametrize("paired", [None, True, False], ids=["default", "paired", "unpaired"])
+def test_ppcd_step_discriminator_loss_and_returned_values(paired):
+    """D's hinge loss has (x, y) as its real pairs on paired data (the default), (x, teacher(x)) on unpaired data;
+    the step returns D's and G's losses, L_PP, ℓ_CD and the mask counts, and leaves D trainable."""
+    from edgegan.train.distill import capture, distill_layers
+
+    teacher, masked, disc, data = _step_setup()
+    kw = {} if paired is None else {"paired": paired}
+    out = ppcd_step(masked, teacher, disc, frozen_optimizer(masked), frozen_optimizer(disc), data.x, data.y,
+                    alpha=1.0, **kw)
+    d_step = step_grads(disc)
+    assert all(p.requires_grad for p in disc.parameters())
+    layers = distill_layers(masked)
+    with torch.no_grad(), capture(teacher, layers) as t:
+        t_out = teacher(data.x)
+        t = dict(t)
+    with torch.no_grad(), capture(masked, layers) as s:
+        fake = masked(data.x)
+        s = dict(s)
+    real = t_out if paired is False else data.y
+    loss_d = (F.relu(1.0 - disc(torch.cat([data.x, real], 1))).mean()
+              + F.relu(1.0 + disc(torch.cat([data.x, fake], 1))).mean())
+    assert_grads_equal(d_step, reference_grads(loss_d, disc))
+    with torch.no_grad():
+        cd = sum((_attention(s[n]) - _attention(t[n])).norm(dim=1).mean() for n in layers) / len(layers)
+        pp = sum((m.weight + 1).abs().sum() for m in masks(masked))
+        g = -disc(torch.cat([data.x, fake], 1)).mean()
+    assert set(out) == {"d", "g", "pp", "cd", "frozen_masks", "kept"}
+    for key, value in (("d", loss_d), ("g", g), ("pp", pp), ("cd", cd)):
+        assert isinstance(out[key], float) and out[key] == pytest.approx(float(value.detach()), rel=1e-5), key
+    assert (out["frozen_masks"], out["kept"]) == (0, sum(m.channels for m in masks(masked)))
+
+
+def test_ppcd_step_cd_is_the_mean_over_the_given_layers():
+    """``layers`` as given: a layer listed twice weighs twice in ℓ_CD = (2·d(down) + d(blocks.1)) / 3."""
+    from edgegan.train.distill import capture
+
+    teacher, masked, disc, data = _step_setup()
+    out = ppcd_step(masked, teacher, disc, frozen_optimizer(masked), frozen_optimizer(disc), data.x, data.y,
+                    alpha=1.0, layers=["down", "down", "blocks.1"])
+    with torch.no_grad(), capture(teacher, ["down", "blocks.1"]) as t:
+        teacher(data.x)
+        t = dict(t)
+    with torch.no_grad(), capture(masked, ["down", "blocks.1"]) as s:
+        masked(data.x)
+        s = dict(s)
+    d = {n: float((_attention(s[n]) - _attention(t[n])).norm(dim=1).mean()) for n in ("down", "blocks.1")}
+    assert d["down"] != pytest.approx(d["blocks.1"], rel=1e-2)
+    assert out["cd"] == pytest.approx((2 * d["down"] + d["blocks.1"]) / 3, rel=1e-5)
+
+
+def test_a_mask_frozen_in_one_step_stays_put_in_the_next():
+    """Once binarized, a mask's weights leave the optimizer's updates: Adam gets no gradient for them (not a zero
+    one, which its momentum would still turn into a move)."""
+    teacher, masked, disc, data = _step_setup()
+    first = masks(masked)[0]
+    with torch.no_grad():
+        first.weight[: first.channels // 2] = -0.01  # half of its channels off: ratio 0.5 > α = 0.3
+    opt_g = torch.optim.Adam([p for p in masked.parameters() if p.requires_grad], lr=1e-2)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-3)
+    out = ppcd_step(masked, teacher, disc, opt_g, opt_d, data.x, data.y, alpha=0.3)
+    assert out["frozen_masks"] == 1 and bool(first.frozen)
+    frozen_w, soft_w = first.weight.detach().clone(), masks(masked)[1].weight.detach().clone()
+    ppcd_step(masked, teacher, disc, opt_g, opt_d, data.x, data.y, alpha=0.3)
+    assert torch.equal(first.weight, frozen_w)
+    assert not torch.equal(masks(masked)[1].weight, soft_w)  # the soft masks still learn

@@ -132,6 +132,7 @@ def _conv_like(conv, in_idx=None, out_idx=None, bias=None, weight=None):
     depthwise = conv.groups > 1 and conv.groups == conv.in_channels
     if depthwise:
         idx = out_idx if out_idx is not None else in_idx
+        out_idx = idx  # a depthwise conv's inputs are its outputs: its bias follows them too
         w = w[idx]
         cin = cout = groups = len(idx)
     else:
@@ -144,7 +145,8 @@ def _conv_like(conv, in_idx=None, out_idx=None, bias=None, weight=None):
     if b is not None and out_idx is not None and bias is None:
         b = b.detach()[out_idx]
     new = nn.Conv2d(cin, cout, conv.kernel_size, stride=conv.stride, padding=conv.padding,
-                    dilation=conv.dilation, groups=groups, bias=b is not None, padding_mode=conv.padding_mode)
+                    dilation=conv.dilation, groups=groups, bias=b is not None, padding_mode=conv.padding_mode,
+                    device=w.device, dtype=w.dtype)
     with torch.no_grad():
         new.weight.copy_(w)
         if b is not None:
@@ -160,6 +162,9 @@ def _norm_like(norm, idx):
     else:
         new = nn.InstanceNorm2d(n, eps=norm.eps, momentum=norm.momentum, affine=norm.affine,
                                 track_running_stats=norm.track_running_stats)
+    like = next((t for t in list(norm.parameters()) + list(norm.buffers()) if t.is_floating_point()), None)
+    if like is not None:  # the source's device and dtype
+        new = new.to(device=like.device, dtype=like.dtype)
     with torch.no_grad():
         for name in ("weight", "bias", "running_mean", "running_var"):
             src = getattr(norm, name, None)
@@ -171,9 +176,9 @@ def _norm_like(norm, idx):
 
 
 @torch.no_grad()
-def _zero_channel_constants(segment, channels, device):
+def _zero_channel_constants(segment, channels, device, dtype=None):
     """What each channel becomes after ``segment`` when it enters as zeros (checked spatially constant)."""
-    x = torch.zeros(1, channels, 7, 7, device=device)
+    x = torch.zeros(1, channels, 7, 7, device=device, dtype=dtype)
     for m in segment:
         x = m(x)
     const = x[0, :, x.shape[2] // 2, x.shape[3] // 2]
@@ -197,7 +202,8 @@ def _prune_first_mask(layers, transition):
     if dummy:  # a layer with every channel masked keeps one channel whose consumer weight is zero
         keep = torch.zeros(1, dtype=torch.long, device=device)
     removed = torch.nonzero(mask.mask() <= mask.pivot).flatten()
-    const, uniform = _zero_channel_constants([m.eval() for m in segment], mask.channels, device)
+    const, uniform = _zero_channel_constants([m.eval() for m in segment], mask.channels, device,
+                                             mask.binary.dtype)
     w = consumer.weight.detach().clone()
     fold = (w[:, removed].sum(dim=(2, 3)) * const[removed].view(1, -1)).sum(dim=1)
     if dummy:
