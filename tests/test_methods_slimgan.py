@@ -540,8 +540,13 @@ def test_build_gan_per_discriminator_ablation():
     g, _ = build_gan(SlimGANConfig(model="resnet", n_classes=10, cbn="switchable", **base), size=16)
     assert isinstance(g, NoiseResnetGenerator) and g.n_classes == 10
     assert any(isinstance(m, SwitchableConditionalBatchNorm2d) for m in g.modules())
-    with pytest.raises(EdgeganError, match="--d-share 3: n_share must be in"):
+    with pytest.raises(EdgeganError, match=r"^--d-share 3: n_share must be in \[0, 2\) for size 16, got 3$"):
         build_gan(SlimGANConfig(d_share=3, **base), size=16)
+    g, d = build_gan(SlimGANConfig(n_classes=10, **base))  # defaults: 32², one channel
+    assert (g.hparams["size"], g.hparams["out_channels"]) == (32, 1)
+    assert (d.hparams["in_channels"], d.hparams["size"], d.hparams["n_classes"]) == (1, 32, 10)
+    _, d = build_gan(SlimGANConfig(slimmable_d=True, **base), size=16, out_channels=3)
+    assert (d.hparams["in_channels"], d.hparams["ndf"], d.hparams["size"], d.hparams["n_classes"]) == (3, 4, 16, 0)
 
 
 @pytest.mark.parametrize("n_classes", [0, 10])
@@ -550,16 +555,83 @@ def test_sample_widths_uses_the_same_noise_and_labels_at_every_width(n_classes):
 
     torch.manual_seed(0)
     g = DCGANGenerator(nz=8, ngf=4, size=16, n_classes=n_classes, widths=WIDTHS).train()
-    out = sample_widths(g, 7, seed=3, batch_size=3)
+    with torch.no_grad():  # per-class tables away from their (label-blind) start
+        for p in g.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    out = sample_widths(g, 13, seed=3, batch_size=3)
     assert g.training and sorted(out) == list(WIDTHS)
     gen = torch.Generator().manual_seed(3)
-    z = torch.randn(7, 8, generator=gen)
-    args = (z, torch.arange(7) % 10) if n_classes else (z,)
+    z = torch.randn(13, 8, generator=gen)
+    args = (z, torch.arange(13) % 10) if n_classes else (z,)  # labels k mod 10
     g.eval()
     with torch.no_grad():
         for w in WIDTHS:
             with at_width(g, w):
                 torch.testing.assert_close(out[w], g(*args))
+
+
+def test_sample_widths_defaults_seed_0_in_batches_of_250():
+    from edgegan.train.slimgan import sample_widths
+
+    torch.manual_seed(0)
+    g = DCGANGenerator(nz=4, ngf=2, size=8, n_classes=0, widths=(0.5, 1.0))
+    sizes = []
+    hook = g.register_forward_pre_hook(lambda mod, args: sizes.append(args[0].shape[0]))
+    out = sample_widths(g, 260)
+    hook.remove()
+    assert sizes == [250, 10, 250, 10]
+    assert out[1.0].shape == (260, 1, 8, 8)
+    torch.testing.assert_close(sample_widths(g, 5)[1.0], sample_widths(g, 5, seed=0)[1.0])
+    assert not torch.equal(sample_widths(g, 5)[1.0], sample_widths(g, 5, seed=1)[1.0])
+
+
+@pytest.mark.parametrize("n_classes,distill", [(10, "naive"), (0, "stepwise")])
+def test_noise_step_returns_and_reports_every_width(n_classes, distill):
+    """The averaged losses it returns, the per-width terms it reports, the distillation mode it is given; an
+    unconditional GAN ignores the data set's labels."""
+    from edgegan.train.slimgan import SlimGANConfig, train_step
+
+    torch.manual_seed(0)
+    g = DCGANGenerator(nz=8, ngf=4, size=16, n_classes=n_classes, widths=WIDTHS).train()
+    d = SharedTrunkProjectionD(1, ndf=4, size=16, n_classes=n_classes, n_share=1, n_heads=len(WIDTHS))
+    labels = torch.arange(6) % 10
+    y = labels if n_classes else None
+    for i in range(len(WIDTHS)):
+        settled_discriminator(d, torch.randn(6, 1, 16, 16), y, i)
+    real = torch.rand(6, 1, 16, 16) * 2 - 1
+    config = SlimGANConfig(nz=8, ngf=4, ndf=4, n_classes=n_classes, lambda_distill=10.0, distill=distill)
+    per_width = {}
+    torch.manual_seed(7)
+    out = train_step(g, d, frozen_optimizer(g), frozen_optimizer(d), real, labels, config, per_width=per_width)
+    torch.manual_seed(7)
+    z = torch.randn(6, 8)
+    with torch.no_grad():
+        fakes = []
+        for w in WIDTHS:
+            with at_width(g, w):
+                fakes.append(g(z, y) if n_classes else g(z))
+        d_terms = [float(F.relu(1 - d(real, y, i)).mean() + F.relu(1 + d(f, y, i)).mean()) for i, f in enumerate(fakes)]
+        g_terms = [float(-d(f, y, i).mean()) for i, f in enumerate(fakes)]
+        teachers = fakes[1:] if distill == "stepwise" else [fakes[-1]] * 3
+        distillation = float(sum(((f - t) ** 2).mean() for f, t in zip(fakes, teachers)) / 3)
+    keys = ["w0.25", "w0.5", "w0.75", "w1"]
+    expected = dict([("d/" + k, v) for k, v in zip(keys, d_terms)] + [("g/" + k, v) for k, v in zip(keys, g_terms)])
+    assert per_width == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    assert out == pytest.approx({"d": sum(d_terms) / 4, "g": sum(g_terms) / 4, "distill": distillation},
+                                rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_noise_step_and_sampling_on_cuda():
+    from edgegan.train.slimgan import SlimGANConfig, sample_widths, train_step
+
+    g = DCGANGenerator(nz=8, ngf=4, size=16, n_classes=10, widths=WIDTHS).cuda()
+    d = SharedTrunkProjectionD(1, ndf=4, size=16, n_classes=10, n_share=1, n_heads=len(WIDTHS)).cuda()
+    real, labels = torch.rand(6, 1, 16, 16, device="cuda"), torch.arange(6, device="cuda") % 10
+    config = SlimGANConfig(nz=8, ngf=4, ndf=4, n_classes=10)
+    out = train_step(g, d, frozen_optimizer(g), frozen_optimizer(d), real, labels, config)
+    assert set(out) == {"d", "g", "distill"}
+    assert sample_widths(g, 3, device="cuda")[1.0].shape == (3, 1, 16, 16)
 
 
 def test_build_models_follow_the_config():
