@@ -366,7 +366,10 @@ def write_testing(results, equivalent):
         if " --mutants " in command:  # a re-run of named mutants: the names are in the JSON
             command, names = command.split(" --mutants ", 1)
             command += " --mutants NAME ..."
-            what = "; re-ran %d surviving mutants with the tests added since" % len(names.split())
+            what = ("; re-ran %d named mutants (survivors, against the tests added since, or mutants that a source "
+                    "change regenerated)" % len(names.split()))
+        if r.get("mutmut_exit_code") not in (0, None):
+            what += "; stopped early (mutmut exit code %s): what it did not reach ran again later" % r["mutmut_exit_code"]
         lines.append("- ended %s: `%s`, %s%s, load average %s before, %s after (%s)" % (
             r.get("date", "?"), command, r.get("duration", "?"), what, r.get("load_before", "?"),
             r.get("load_after", "?"), r.get("note", "")))
