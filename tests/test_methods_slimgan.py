@@ -59,13 +59,19 @@ def _paired_models(norm="in"):
     return g, d
 
 
+def _at_every_width(g, *args):
+    """``g(*args)`` at each of WIDTHS, narrowest first."""
+    outs = []
+    for w in WIDTHS:
+        with at_width(g, w):
+            outs.append(g(*args))
+    return outs
+
+
 def _paired_reference(g, d, x, y, lambda_l1, lambda_distill, mode):
     """METHODS.md §1 for pix2pix: D_i scores width i (hinge); G: Σ_i −D_i(x, G_i) + λ_L1·|G_i − y| +
     λ_d/(N−1)·Σ_i ‖G_i − sg(teacher_i)‖²."""
-    fakes = []
-    for w in WIDTHS:
-        with at_width(g, w):
-            fakes.append(g(x))
+    fakes = _at_every_width(g, x)
     real = torch.cat([x, y], 1)
     loss_d = sum(F.relu(1 - d(real, i)).mean() + F.relu(1 + d(torch.cat([x, f.detach()], 1), i)).mean()
                  for i, f in enumerate(fakes))
@@ -148,10 +154,7 @@ def test_noise_step_follows_slimgan_losses():
     g_step, d_step = step_grads(g), step_grads(d)
     torch.manual_seed(7)
     z = torch.randn(6, 8)
-    fakes = []
-    for w in WIDTHS:
-        with at_width(g, w):
-            fakes.append(g(z, labels))
+    fakes = _at_every_width(g, z, labels)
     loss_d = sum(F.relu(1 - d(real, labels, i)).mean() + F.relu(1 + d(f.detach(), labels, i)).mean()
                  for i, f in enumerate(fakes))
     distill = sum(((f - t.detach()) ** 2).mean() for f, t in zip(fakes, fakes[1:])) / 3
@@ -606,10 +609,7 @@ def test_noise_step_returns_and_reports_every_width(n_classes, distill):
     torch.manual_seed(7)
     z = torch.randn(6, 8)
     with torch.no_grad():
-        fakes = []
-        for w in WIDTHS:
-            with at_width(g, w):
-                fakes.append(g(z, y) if n_classes else g(z))
+        fakes = _at_every_width(g, *((z, y) if n_classes else (z,)))
         d_terms = [float(F.relu(1 - d(real, y, i)).mean() + F.relu(1 + d(f, y, i)).mean()) for i, f in enumerate(fakes)]
         g_terms = [float(-d(f, y, i).mean()) for i, f in enumerate(fakes)]
         teachers = fakes[1:] if distill == "stepwise" else [fakes[-1]] * 3
