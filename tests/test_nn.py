@@ -1,4 +1,7 @@
-"""Elastic layers: width switching, switchable BatchNorm, per-slot configurations."""
+"""Elastic layers: width switching, the elastic convs and their segmented inputs, switchable BatchNorm, per-slot
+configurations."""
+
+import re
 
 import pytest
 import torch
@@ -6,7 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from edgegan.models import ResnetGenerator
-from edgegan.nn import ElasticConv2d, SwitchableBatchNorm2d, at_width, channel_slots, current_config, set_width
+from edgegan.nn import ElasticConv2d, ElasticConvTranspose2d, SwitchableBatchNorm2d, at_width, channel_slots, current_config, set_width
+from edgegan.nn.elastic import _ActiveWidth
 from edgegan.nn.slots import Slot
 from edgegan.subnet import SubnetConfig
 
@@ -86,6 +90,157 @@ def test_elastic_conv_without_slots_is_its_own_slot():
     set_width(net, 0.5)
     assert net(torch.randn(1, 3, 8, 8)).shape == (1, 4, 8, 8)
     assert net[0].active_out == 4
+
+
+# --- the elastic convs themselves: slicing, the conv options, segmented inputs, export -------------------
+
+def _plain_like(layer, in_channels, out):
+    """A plain conv with ``layer``'s options and ``layer``'s weights for the first channels (the reference)."""
+    if isinstance(layer, ElasticConvTranspose2d):
+        ref = nn.ConvTranspose2d(in_channels, out, layer.kernel_size, layer.stride, layer.padding, layer.output_padding,
+                                 bias=layer.bias is not None).double()
+        weight = layer.weight[:in_channels, :out]
+    else:
+        groups = out if layer.depthwise else 1
+        ref = nn.Conv2d(in_channels, out, layer.kernel_size, layer.stride, layer.padding, layer.dilation, groups,
+                        bias=layer.bias is not None, padding_mode=layer.padding_mode).double()
+        weight = layer.weight[:out] if layer.depthwise else layer.weight[:out, :in_channels]
+    with torch.no_grad():
+        ref.weight.copy_(weight)
+        if layer.bias is not None:
+            ref.bias.copy_(layer.bias[:out])
+    return ref
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ElasticConv2d(8, 6, 3, stride=2, padding=2, dilation=2, padding_mode="reflect"),
+    lambda: ElasticConv2d(8, 6, (3, 1), padding=(1, 0), padding_mode="circular", bias=False),
+    lambda: ElasticConv2d(8, 6, 3, stride=(1, 2), padding=1, dilation=(2, 1)),
+    lambda: ElasticConv2d(8, 8, 3, padding=1, padding_mode="replicate", depthwise=True),
+    lambda: ElasticConvTranspose2d(8, 6, 4, stride=2, padding=1),
+    lambda: ElasticConvTranspose2d(8, 6, 3, stride=2, padding=1, output_padding=1, bias=False),
+], ids=["dilated-reflect", "circular-no-bias", "strided", "depthwise", "transposed", "transposed-output-padding"])
+def test_elastic_conv_runs_its_first_channels_with_every_conv_option(make):
+    torch.manual_seed(0)
+    layer = make().double()
+    x = torch.randn(2, 8, 9, 9, dtype=torch.float64)
+    depthwise = layer.depthwise
+    for in_channels, active_out in ((8, None), (5, 4), (3, 1)):
+        layer.active_out = None if depthwise else active_out
+        out = in_channels if depthwise else (active_out or 6)
+        assert layer.active_out_channels(in_channels) == out
+        ref = _plain_like(layer, in_channels, out)
+        expected = ref(x[:, :in_channels])
+        torch.testing.assert_close(layer(x[:, :in_channels]), expected, rtol=0, atol=1e-12)
+        static = layer.to_static(in_channels)
+        assert type(static) is type(ref) and not isinstance(static, (ElasticConv2d, ElasticConvTranspose2d))
+        for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+                     "padding_mode", "output_padding"):
+            assert getattr(static, attr) == getattr(ref, attr), attr
+        assert (static.bias is None) == (layer.bias is None) and static.weight.dtype == torch.float64
+        torch.testing.assert_close(static(x[:, :in_channels]), expected, rtol=0, atol=1e-12)
+        # the export holds copies: training the static conv leaves the elastic weights alone
+        with torch.no_grad():
+            static.weight.add_(1.0)
+        torch.testing.assert_close(layer(x[:, :in_channels]), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_elastic_conv_exports_on_its_device():
+    for layer in (ElasticConv2d(8, 6, 3, padding=1), ElasticConvTranspose2d(8, 6, 4, 2, 1)):
+        layer = layer.cuda().half()
+        static = layer.to_static(5)
+        assert static.weight.device == layer.weight.device and static.weight.dtype == torch.float16
+        assert static.bias.device == layer.weight.device
+
+
+def test_elastic_conv_output_width_rules():
+    conv = ElasticConv2d(8, 6, 1)
+    assert (conv.depthwise, conv.fixed_out, conv.active_out, conv.groups) == (False, False, None, 1)
+    assert conv.active_out_channels(3) == 6
+    conv.active_out = 2
+    assert conv.active_out_channels(3) == 2 and conv(torch.randn(1, 3, 2, 2)).shape == (1, 2, 2, 2)
+    fixed = ElasticConv2d(8, 3, 1, fixed_out=True)
+    fixed.active_out = 2  # a fixed output layer (the RGB image) keeps its count whatever it is told
+    assert fixed.active_out_channels(4) == 3 and fixed(torch.randn(1, 4, 2, 2)).shape == (1, 3, 2, 2)
+    depthwise = ElasticConv2d(8, 8, 3, depthwise=True)
+    assert depthwise.groups == 8 and depthwise.depthwise and depthwise.active_out_channels(5) == 5
+    up = ElasticConvTranspose2d(8, 6, 2, 2, fixed_out=True)
+    up.active_out = 2
+    assert up.fixed_out and up.active_out_channels(4) == 6 and up(torch.randn(1, 4, 3, 3)).shape == (1, 6, 6, 6)
+    # all input channels is allowed, one more is an error that names the layer
+    assert conv(torch.randn(1, 8, 2, 2)).shape == (1, 2, 2, 2)
+    for layer, name in ((conv, "ElasticConv2d"), (up, "ElasticConvTranspose2d")):
+        with pytest.raises(ValueError, match=r"^%s got 9 input channels, holds 8$" % name):
+            layer(torch.randn(1, 9, 2, 2))
+        with pytest.raises(ValueError, match=r"^%s got 9 input channels, holds 8$" % name):
+            layer.to_static(9)
+    with pytest.raises(ValueError, match=r"^a depthwise conv needs in_channels == out_channels$"):
+        ElasticConv2d(8, 6, 3, depthwise=True)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_segmented_conv_runs_the_first_channels_of_each_segment(transposed):
+    torch.manual_seed(0)
+    cls = ElasticConvTranspose2d if transposed else ElasticConv2d
+    layer = cls(6 + 4, 5, 4, stride=2, padding=1, in_segments=(6, 4)).double()
+    assert layer.in_segments == (6, 4) and layer.active_in == [None, None] and layer.active_segments() == [6, 4]
+    layer.set_active_in(0, 2)
+    layer.set_active_in(1, 3.0)  # stored as a channel count
+    assert layer.active_in == [2, 3] and type(layer.active_in[1]) is int and layer.active_segments() == [2, 3]
+    layer.active_out = 4
+    a, b = torch.randn(2, 2, 5, 5, dtype=torch.float64), torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    rows = [0, 1, 6, 7, 8]  # first 2 of segment 0, first 3 of segment 1 (which starts at 6)
+    assert layer.input_index(5).tolist() == rows
+    if transposed:
+        ref = F.conv_transpose2d(torch.cat([a, b], 1), layer.weight[rows, :4], layer.bias[:4], 2, 1)
+    else:
+        ref = F.conv2d(torch.cat([a, b], 1), layer.weight[:4, rows], layer.bias[:4], 2, 1)
+    out = layer(torch.cat([a, b], 1))
+    assert torch.allclose(out, ref, atol=1e-12)
+    static = layer.to_static(5).double()
+    assert type(static) is (nn.ConvTranspose2d if transposed else nn.Conv2d) and static.in_channels == 5
+    assert torch.allclose(static(torch.cat([a, b], 1)), ref, atol=1e-12)
+    # the tensor must carry what the segments are set to
+    with pytest.raises(ValueError, match=r"^%s got 6 input channels, but its input segments are set to \[2, 3\] "
+                                         r"\(sum 5\); set the width with set_width so that the slots feeding it "
+                                         r"agree$" % cls.__name__):
+        layer(torch.randn(1, 6, 5, 5, dtype=torch.float64))
+    # a segment runs 1 to all of its channels
+    for segment, channels in ((1, 5), (0, 0), (0, 7)):
+        full = (6, 4)[segment]
+        with pytest.raises(ValueError, match=r"^input segment %d holds %d channels, %d asked$"
+                                             % (segment, full, channels)):
+            layer.set_active_in(segment, channels)
+    layer.set_active_in(0, 1)
+    layer.set_active_in(1, 4)
+    assert layer.input_index(5).tolist() == [0, 6, 7, 8, 9]
+    # all segments at full width read the whole weight, as an unsegmented layer does
+    layer.set_active_in(0, None)
+    layer.set_active_in(1, None)
+    assert layer.active_in == [None, None] and layer.input_index(10) is None
+    plain = cls(10, 5, 4, stride=2, padding=1)
+    assert plain.input_index(7) is None and plain.active_segments() is None
+    with pytest.raises(ValueError, match=r"^%s has no input segments$" % cls.__name__):
+        plain.set_active_in(0, 2)
+
+
+def test_segments_are_checked_and_slots_set_their_readers():
+    for segments, shown in (((4, 3), "(4, 3)"), ((), "()"), ((8, 0), "(8, 0)"), ((9, -1), "(9, -1)")):
+        with pytest.raises(ValueError, match=r"^in_segments %s must be positive channel counts summing to "
+                                             r"in_channels=8$" % re.escape(shown)):
+            ElasticConv2d(8, 4, 3, in_segments=segments)
+    assert ElasticConv2d(8, 4, 3, in_segments=[7.0, 1]).in_segments == (7, 1)  # one channel is a segment too
+    with pytest.raises(ValueError, match=r"^a depthwise conv cannot read a segmented input$"):
+        ElasticConv2d(8, 8, 3, depthwise=True, in_segments=(4, 4))
+    reader = ElasticConvTranspose2d(12, 3, 4, 2, 1, in_segments=(8, 4))
+    producer = ElasticConv2d(3, 8, 3)
+    with pytest.raises(ValueError, match="does not hold the slot's 8 channels"):
+        Slot(8, [producer], [(reader, 1)])
+    slot = Slot(8, [producer], [(reader, 0)])
+    slot.set(5)
+    assert producer.active_out == 5 and reader.active_segments() == [5, 4]
+    assert _ActiveWidth.in_segments is None and ElasticConv2d(3, 4, 3).active_segments() is None
 
 
 # --- a slot's readers: the input segment it feeds in a concatenating layer (a UNet's skip) ---------------

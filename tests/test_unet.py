@@ -1,7 +1,6 @@
-"""The slimmable UNet: segmented elastic convs, the published architecture, extraction and cost at every width
+"""The slimmable UNet: the published architecture, extraction and cost at every width
 and at per-slot configs, channel sorting, every target's build, and the paired recipe with --arch unet."""
 
-import json
 import os
 
 import numpy as np
@@ -14,8 +13,7 @@ from edgegan.checkpoint import load_generator, save_checkpoint
 from edgegan.cli import main
 from edgegan.models import UnetGenerator, build_model
 from edgegan.models.unet_generator import level_channels
-from edgegan.nn import ElasticConv2d, ElasticConvTranspose2d, Slot, SubnetConfig, at_width, channel_slots, set_width
-from edgegan.nn.elastic import _ActiveWidth
+from edgegan.nn import ElasticConv2d, ElasticConvTranspose2d, SubnetConfig, at_width, channel_slots, set_width
 from edgegan.nn.sorting import sort_channels
 from edgegan.subnet import cost, count_params, extract
 from edgegan.targets.build import build_bundle
@@ -36,53 +34,6 @@ def _unet(norm="bn", dropout=False, num_downs=5, ngf=8, seed=0):
 
 def _inputs(n=3, seed=1):
     return torch.rand(n, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-
-
-# -- segmented elastic convs ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("transposed", [False, True])
-def test_segmented_conv_runs_the_first_channels_of_each_segment(transposed):
-    torch.manual_seed(0)
-    cls = ElasticConvTranspose2d if transposed else ElasticConv2d
-    layer = cls(6 + 4, 5, 4, stride=2, padding=1, in_segments=(6, 4)).double()
-    layer.set_active_in(0, 2)
-    layer.set_active_in(1, 3)
-    layer.active_out = 4
-    a, b = torch.randn(2, 2, 5, 5, dtype=torch.float64), torch.randn(2, 3, 5, 5, dtype=torch.float64)
-    rows = [0, 1, 6, 7, 8]  # first 2 of segment 0, first 3 of segment 1 (which starts at 6)
-    if transposed:
-        ref = nn.functional.conv_transpose2d(torch.cat([a, b], 1), layer.weight[rows, :4], layer.bias[:4], 2, 1)
-    else:
-        ref = nn.functional.conv2d(torch.cat([a, b], 1), layer.weight[:4, rows], layer.bias[:4], 2, 1)
-    out = layer(torch.cat([a, b], 1))
-    assert torch.allclose(out, ref, atol=1e-12)
-    static = layer.to_static(5).double()
-    assert type(static) is (nn.ConvTranspose2d if transposed else nn.Conv2d) and static.in_channels == 5
-    assert torch.allclose(static(torch.cat([a, b], 1)), ref, atol=1e-12)
-    # the tensor must carry what the segments are set to
-    with pytest.raises(ValueError, match="segments are set to \\[2, 3\\]"):
-        layer(torch.randn(1, 6, 5, 5, dtype=torch.float64))
-    with pytest.raises(ValueError, match="segment 1 holds 4 channels"):
-        layer.set_active_in(1, 5)
-    # all segments at full width read the whole weight, as an unsegmented layer does
-    layer.set_active_in(0, None)
-    layer.set_active_in(1, None)
-    assert layer.input_index(10) is None
-
-
-def test_segments_are_checked_and_slots_set_their_readers():
-    with pytest.raises(ValueError, match="summing to in_channels=8"):
-        ElasticConv2d(8, 4, 3, in_segments=(4, 3))
-    with pytest.raises(ValueError, match="depthwise"):
-        ElasticConv2d(8, 8, 3, depthwise=True, in_segments=(4, 4))
-    reader = ElasticConvTranspose2d(12, 3, 4, 2, 1, in_segments=(8, 4))
-    producer = ElasticConv2d(3, 8, 3)
-    with pytest.raises(ValueError, match="does not hold the slot's 8 channels"):
-        Slot(8, [producer], [(reader, 1)])
-    slot = Slot(8, [producer], [(reader, 0)])
-    slot.set(5)
-    assert producer.active_out == 5 and reader.active_segments() == [5, 4]
-    assert _ActiveWidth.in_segments is None and ElasticConv2d(3, 4, 3).active_segments() is None
 
 
 # -- the architecture -------------------------------------------------------------------------------

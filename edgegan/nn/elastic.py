@@ -4,7 +4,7 @@ Following slimmable networks and once-for-all, a layer reads its *active* output
 count from one attribute (``active_out``; ``None`` means all) and takes its input channel
 count from the tensor it receives, so a chain of layers narrows consistently when each is
 told its output width. ``to_static(in_channels)`` hands back a plain ``nn`` module holding
-the sliced weights, so that export never sees elastic code.
+(a copy of) the sliced weights, with their dtype and device, so that export never sees elastic code.
 
 A layer whose input is a concatenation (a UNet's up-conv reads ``cat([skip, upsampled])``) is
 built with ``in_segments=(C1, C2, ...)``: the full weight's input channels are those segments in
@@ -130,7 +130,7 @@ class ElasticConv2d(_ActiveWidth, nn.Conv2d):
         groups = out if self.depthwise else 1
         conv = nn.Conv2d(in_channels, out, self.kernel_size, stride=self.stride, padding=self.padding,
                          dilation=self.dilation, groups=groups, bias=bias is not None,
-                         padding_mode=self.padding_mode)
+                         padding_mode=self.padding_mode, device=weight.device, dtype=weight.dtype)
         with torch.no_grad():
             conv.weight.copy_(weight)
             if bias is not None:
@@ -169,7 +169,8 @@ class ElasticConvTranspose2d(_ActiveWidth, nn.ConvTranspose2d):
         weight, bias, out = self._sliced(in_channels)
         conv = nn.ConvTranspose2d(in_channels, out, self.kernel_size, stride=self.stride,
                                   padding=self.padding, output_padding=self.output_padding,
-                                  bias=bias is not None, dilation=self.dilation)
+                                  bias=bias is not None, dilation=self.dilation, device=weight.device,
+                                  dtype=weight.dtype)
         with torch.no_grad():
             conv.weight.copy_(weight)
             if bias is not None:
