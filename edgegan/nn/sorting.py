@@ -72,7 +72,7 @@ def _permute_out(conv, perm):
         _permute_param(conv.bias, perm, 0)
 
 
-def _permute_in(conv, perm, start=0):
+def _permute_in(conv, perm, start):
     if _is_depthwise(conv):
         raise ValueError("a depthwise conv is a passthrough, not a consumer")
     dim = 0 if _is_transposed(conv) else 1
@@ -96,9 +96,7 @@ def _permute_switchable(sbn, perm):
         for bn in list(sbn.bn)[:-1]:
             k = bn.num_features
             for name in ("weight", "bias", "running_mean", "running_var"):
-                t = getattr(bn, name)
-                if t is None:
-                    continue
+                t = getattr(bn, name)  # a SwitchableBatchNorm2d's BatchNorms are affine and track statistics
                 src_full = getattr(full, name)
                 new = src_full[perm[:k]].clone()  # stats of the widest copy for the new first-k channels
                 old = t.detach().clone()
