@@ -99,6 +99,37 @@ def test_paired_step_follows_slimgan_losses(mode):
     assert all(nonzero(d_step, "heads.%d." % i) for i in range(len(WIDTHS))) and nonzero(d_step, "trunk.")
 
 
+@pytest.mark.parametrize("mode", ["naive", "none"])
+def test_paired_step_returns_and_reports_every_width(mode):
+    """The averaged losses it returns, the per-width terms it reports (D hinge, G adversarial, L1 to the target),
+    and the discriminator left trainable for the next step."""
+    from edgegan.train.slimmable import SlimmableConfig, train_step
+
+    g, d = _paired_models()
+    data = Pairs(4, size=16)
+    x, y = data.x, data.y
+    config = SlimmableConfig(ngf=4, n_blocks=1, ndf=4, lambda_l1=3.0, lambda_distill=10.0, distill=mode)
+    per_width = {}
+    out = train_step(g, d, frozen_optimizer(g), frozen_optimizer(d), x, y, config, per_width=per_width)
+    assert all(p.requires_grad for p in d.parameters())
+    real = torch.cat([x, y], 1)
+    with torch.no_grad():
+        fakes = _at_every_width(g, x)
+        d_terms = [float(F.relu(1 - d(real, i)).mean() + F.relu(1 + d(torch.cat([x, f], 1), i)).mean())
+                   for i, f in enumerate(fakes)]
+        g_terms = [float(-d(torch.cat([x, f], 1), i).mean()) for i, f in enumerate(fakes)]
+        l1_terms = [float((f - y).abs().mean()) for f in fakes]
+        distillation = 0.0 if mode == "none" else float(sum(((f - fakes[-1]) ** 2).mean() for f in fakes[:-1]) / 3)
+    keys = ["w0.25", "w0.5", "w0.75", "w1"]
+    expected = {}
+    for prefix, terms in (("d/", d_terms), ("g/", g_terms), ("l1/", l1_terms)):
+        expected.update(("%s%s" % (prefix, k), v) for k, v in zip(keys, terms))
+    assert per_width == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    assert out == pytest.approx({"d": sum(d_terms) / 4, "g": sum(g_terms) / 4, "l1": sum(l1_terms) / 4,
+                                 "distill": distillation}, rel=1e-4, abs=1e-6)
+    assert train_step(g, d, frozen_optimizer(g), frozen_optimizer(d), x, y, config) == pytest.approx(out, rel=1e-4)
+
+
 def test_paired_head_i_scores_width_i_only():
     """The gradient of head i is that of width i's hinge loss alone (shared trunk: the sum over widths)."""
     from edgegan.train.slimmable import SlimmableConfig, train_step
