@@ -556,6 +556,26 @@ def test_recipe_specific_options(recipe, change, message):
     SlimGANConfig(model="resnet", n_classes=10, nz=1).validate()
 
 
+@pytest.mark.parametrize("change,message", [
+    (dict(arch="vgg"), "--arch must be one of resnet, unet, got 'vgg'"),
+    (dict(num_downs=3), "--num-downs is the number of UNet levels (--arch unet), at least 2; got 3"),
+    (dict(arch="unet", num_downs=1), "--num-downs is the number of UNet levels (--arch unet), at least 2; got 1"),
+    (dict(dropout=True), "--dropout is an option of --arch unet"),
+    (dict(amp="fp8"), "--amp must be one of none, bf16, fp16, got 'fp8'"),
+    (dict(workers=-1), "--workers must be 0 (load in the training process) or more, got -1"),
+])
+def test_paired_recipe_architecture_options(change, message):
+    from edgegan.errors import EdgeganError
+    from edgegan.train.slimmable import SlimmableConfig
+
+    with pytest.raises(EdgeganError) as e:
+        SlimmableConfig(**change).validate()
+    assert str(e.value) == message
+    for fine in (dict(arch="unet", num_downs=2, dropout=True), dict(arch="unet"), dict(amp="bf16", workers=0),
+                 dict(amp="fp16", workers=2)):
+        SlimmableConfig(**fine).validate()
+
+
 def test_build_gan_per_discriminator_ablation():
     from edgegan.errors import EdgeganError
     from edgegan.models import NoiseResnetGenerator, SlimmableProjectionD
@@ -697,6 +717,16 @@ def test_build_models_follow_the_config():
         with pytest.raises(EdgeganError, match=r"^--size must be a multiple of 4 and at least 8 \(the generator "
                                                r"downsamples twice\), got %d$" % size):
             build_models(config, dict(meta, size=size), "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_build_models_on_cuda():
+    from edgegan.train.slimmable import SlimmableConfig, build_models
+
+    meta = {"size": 16, "in_channels": 1, "out_channels": 3}
+    for slimmable_d in (False, True):
+        g, d = build_models(SlimmableConfig(ngf=4, n_blocks=1, ndf=4, slimmable_d=slimmable_d), meta, "cuda")
+        assert {p.device.type for m in (g, d) for p in m.parameters()} == {"cuda"}
 
 
 def test_one_discriminator_ablation_at_a_time():

@@ -177,6 +177,12 @@ def test_elastic_conv_output_width_rules():
             layer.to_static(9)
     with pytest.raises(ValueError, match=r"^a depthwise conv needs in_channels == out_channels$"):
         ElasticConv2d(8, 6, 3, depthwise=True)
+    # nn.Conv2d's / nn.ConvTranspose2d's defaults, and no bias when asked
+    conv, up = ElasticConv2d(8, 6, 3), ElasticConvTranspose2d(8, 6, 3)
+    assert (conv.stride, conv.padding, conv.dilation, conv.padding_mode) == ((1, 1), (0, 0), (1, 1), "zeros")
+    assert (up.stride, up.padding, up.output_padding, up.dilation, up.groups) == ((1, 1), (0, 0), (0, 0), (1, 1), 1)
+    assert conv.bias is not None and up.bias is not None and up.in_segments is None and not up.depthwise
+    assert ElasticConv2d(8, 6, 3, bias=False).bias is None and ElasticConvTranspose2d(8, 6, 3, bias=False).bias is None
 
 
 @pytest.mark.parametrize("transposed", [False, True])

@@ -275,6 +275,15 @@ def test_latency_table_interpolates_between_measured_counts():
     assert table.lookup(SubnetConfig(channels={})) == 0.5  # a per-layer table: the base alone
 
 
+def test_latency_table_refuses_a_channel_count_listed_twice():
+    """"8" and "08" are one count: interpolating between them would divide by zero."""
+    bad = {"layers": {"x": {"8": 1.0, "08": 1.5, "16": 2.0, "016": 2.5, "32": 3.0}, "y": {"4": 1.0}}}
+    with pytest.raises(ValueError, match=r"^latency table layer 'x' lists a channel count twice \(8, 16\); keep one "
+                                         r"entry per count$"):
+        LatencyTable(bad)
+    assert LatencyTable({"layers": {"x": {"8": 1.0, "16": 1.0}}}).lookup({"x": 12}) == 1.0  # equal times are fine
+
+
 def test_pareto_front_by_cost_key_with_ties():
     from edgegan.train.search import Candidate
 

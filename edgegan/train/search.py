@@ -129,6 +129,11 @@ class LatencyTable(object):
         self.base_ms = float(data.get("base_ms", 0.0))
         self.layers = {slot: sorted((int(c), float(ms)) for c, ms in table.items())
                        for slot, table in data.get("layers", {}).items()}
+        for slot, points in self.layers.items():
+            counts = [c for c, _ in points]
+            if len(set(counts)) < len(counts):
+                raise ValueError("latency table layer %r lists a channel count twice (%s); keep one entry per count"
+                                 % (slot, ", ".join(str(c) for c in sorted(set(counts)) if counts.count(c) > 1)))
         if not (self.by_name or self.by_channels or self.layers):
             raise ValueError("latency table has neither 'configs' nor 'layers'")
 
