@@ -241,9 +241,12 @@ def prepare(workdir, fresh):
               "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-q\"]",
               "process_isolation = \"forkserver\"",
               "use_git_change_detection = false",
-              # mutmut's timeout is wall-clock: generous, so that a loaded machine does not pass for a hang
+              # mutmut 3.8 stops a mutant after (estimated test time + constant) × multiplier × 2 CPU seconds,
+              # or half that in wall time. The tests run single-threaded (see _env), so CPU time tracks wall
+              # time; a mutant that loops forever (``j += 1`` → ``j = 1``) costs ten times its tests' time
+              # plus 50 s, instead of the (time + 30) × 10 of mutmut's default constant.
               "timeout_multiplier = 10.0",
-              "timeout_constant = 30.0"]
+              "timeout_constant = 5.0"]
     pyproject = open(os.path.join(ROOT, "pyproject.toml")).read()
     pyproject = pyproject.replace('addopts = "-ra"', 'addopts = ""')
     _write_if_changed(os.path.join(workdir, "pyproject.toml"), pyproject + "\n" + "\n".join(config) + "\n")
