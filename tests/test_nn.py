@@ -152,6 +152,10 @@ def test_elastic_conv_exports_on_its_device():
         static = layer.to_static(5)
         assert static.weight.device == layer.weight.device and static.weight.dtype == torch.float16
         assert static.bias.device == layer.weight.device
+    segmented = ElasticConv2d(6, 4, 1, in_segments=(2, 4)).cuda()
+    segmented.set_active_in(0, 1)
+    assert segmented.input_index(5).device == segmented.weight.device
+    assert segmented(torch.randn(1, 5, 3, 3, device="cuda")).shape == (1, 4, 3, 3)
 
 
 def test_elastic_conv_output_width_rules():
@@ -183,6 +187,10 @@ def test_elastic_conv_output_width_rules():
     assert (up.stride, up.padding, up.output_padding, up.dilation, up.groups) == ((1, 1), (0, 0), (0, 0), (1, 1), 1)
     assert conv.bias is not None and up.bias is not None and up.in_segments is None and not up.depthwise
     assert ElasticConv2d(8, 6, 3, bias=False).bias is None and ElasticConvTranspose2d(8, 6, 3, bias=False).bias is None
+    conv = ElasticConv2d(8, 6, 3, stride=2, padding=1, dilation=2, padding_mode="reflect")
+    assert (conv.stride, conv.padding, conv.dilation, conv.padding_mode) == ((2, 2), (1, 1), (2, 2), "reflect")
+    up = ElasticConvTranspose2d(8, 6, 3, stride=2, padding=1, output_padding=1)
+    assert (up.stride, up.padding, up.output_padding) == ((2, 2), (1, 1), (1, 1))
 
 
 @pytest.mark.parametrize("transposed", [False, True])
@@ -225,6 +233,10 @@ def test_segmented_conv_runs_the_first_channels_of_each_segment(transposed):
     layer.set_active_in(0, None)
     layer.set_active_in(1, None)
     assert layer.active_in == [None, None] and layer.input_index(10) is None
+    three = cls(2 + 3 + 4, 5, 1, in_segments=(2, 3, 4))  # each segment starts after all the full ones before it
+    for segment, channels in enumerate((1, 2, 3)):
+        three.set_active_in(segment, channels)
+    assert three.input_index(6).tolist() == [0, 2, 3, 5, 6, 7]
     plain = cls(10, 5, 4, stride=2, padding=1)
     assert plain.input_index(7) is None and plain.active_segments() is None
     with pytest.raises(ValueError, match=r"^%s has no input segments$" % cls.__name__):
