@@ -369,8 +369,14 @@ def write_testing(results, equivalent):
         if " --mutants " in command:  # a re-run of named mutants: the names are in the JSON
             command, names = command.split(" --mutants ", 1)
             command += " --mutants NAME ..."
-            what = ("; re-ran %d named mutants (survivors, against the tests added since, or mutants that a source "
-                    "change regenerated)" % len(names.split()))
+            names = names.split()
+            patterns = [n for n in names if "*" in n]
+            named = "%d named mutants" % (len(names) - len(patterns))
+            if patterns:  # a pattern stands for every mutant of a function
+                named += " and every mutant of %d functions (%s)" % (
+                    len(patterns), ", ".join(n.rsplit(".", 1)[-1].split("__mutmut_")[0] for n in patterns))
+            what = ("; re-ran %s (survivors, against the tests added since, or mutants that a source change "
+                    "regenerated)" % named)
         if r.get("mutmut_exit_code") not in (0, None):
             what += "; stopped early (mutmut exit code %s): what it did not reach ran again later" % r["mutmut_exit_code"]
         lines.append("- ended %s: `%s`, %s%s, load average %s before, %s after (%s)" % (
