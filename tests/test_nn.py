@@ -9,7 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from edgegan.models import ResnetGenerator
-from edgegan.nn import ElasticConv2d, ElasticConvTranspose2d, SwitchableBatchNorm2d, at_width, channel_slots, current_config, set_width
+from edgegan.nn import (ElasticConv2d, ElasticConvTranspose2d, SwitchableBatchNorm2d, at_width, channel_slots,
+                        current_config, set_width)
 from edgegan.nn.elastic import _ActiveWidth
 from edgegan.nn.slots import Slot
 from edgegan.subnet import SubnetConfig
@@ -212,7 +213,7 @@ def test_segmented_conv_runs_the_first_channels_of_each_segment(transposed):
         ref = F.conv2d(torch.cat([a, b], 1), layer.weight[:4, rows], layer.bias[:4], 2, 1)
     out = layer(torch.cat([a, b], 1))
     assert torch.allclose(out, ref, atol=1e-12)
-    static = layer.to_static(5).double()
+    static = layer.to_static(5)
     assert type(static) is (nn.ConvTranspose2d if transposed else nn.Conv2d) and static.in_channels == 5
     assert torch.allclose(static(torch.cat([a, b], 1)), ref, atol=1e-12)
     # the tensor must carry what the segments are set to

@@ -90,17 +90,19 @@ def test_first_k_channels_keep_more_importance_after_sorting():
 
 # --- the generic chain, given groups, and exactly what each permutation moves -----------------------------
 
+NORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
+
+
 def _randomize_norm(norm, gen):
     with torch.no_grad():
-        for name in ("weight", "bias", "running_mean", "running_var"):
+        for name in NORM_TENSORS:
             t = getattr(norm, name, None)
             if t is not None:
                 t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
 
 
 def _norm_tensors(norm):
-    return {n: getattr(norm, n).clone() for n in ("weight", "bias", "running_mean", "running_var")
-            if getattr(norm, n, None) is not None}
+    return {n: getattr(norm, n).clone() for n in NORM_TENSORS if getattr(norm, n, None) is not None}
 
 
 def test_generic_chain_permutes_every_norm_parameter_and_statistic():
@@ -167,18 +169,25 @@ def test_conv_norm_chain_pairs_each_conv_with_the_first_norm_after_it():
     assert all(type(pair) is tuple for pair in chain) and conv_norm_chain([nn.ReLU(), norms[0]]) == []
 
 
-def test_sort_channels_takes_given_groups_and_consumers_reading_a_segment():
+def _segment_reader(device="cpu"):
+    """``reader(cat([other(x), a(x)]))``: ``a``'s channels are the reader's inputs 3…6. Returns the three convs,
+    the function, and the group that sorts ``a``'s channels."""
     torch.manual_seed(0)
-    a, other, reader = nn.Conv2d(2, 4, 1), nn.Conv2d(2, 3, 1), nn.Conv2d(7, 2, 1)
-    x = torch.randn(1, 2, 3, 3)
+    a, other, reader = (nn.Conv2d(i, o, 1).to(device) for i, o in ((2, 4), (2, 3), (7, 2)))
+    x = torch.randn(1, 2, 3, 3, device=device)
 
     def run():
-        return reader(torch.cat([other(x), a(x)], 1))  # a's channels are the reader's inputs 3…6
+        with torch.no_grad():
+            return reader(torch.cat([other(x), a(x)], 1))
 
-    with torch.no_grad():
-        ref = run()
+    return (a, other, reader), run, Group([(a, None)], [(reader, 3)])
+
+
+def test_sort_channels_takes_given_groups_and_consumers_reading_a_segment():
+    (a, other, reader), run, group = _segment_reader()
+    ref = run()
     reader_before, other_before = reader.weight.clone(), other.weight.clone()
-    (perm,) = sort_channels(nn.ModuleList([a, other, reader]), groups=[Group([(a, None)], [(reader, 3)])])
+    (perm,) = sort_channels(nn.ModuleList([a, other, reader]), groups=[group])
     assert not torch.equal(perm, torch.arange(4))
     assert torch.equal(other.weight, other_before)  # only the group given is sorted
     assert torch.equal(reader.weight[:, :3], reader_before[:, :3])
@@ -228,10 +237,7 @@ def test_sorting_on_cuda():
         ref = g(x)
     sort_channels(g)
     assert (g(x) - ref).abs().max().item() <= 1e-4
-    torch.manual_seed(0)
-    a, other, reader = nn.Conv2d(2, 4, 1).cuda(), nn.Conv2d(2, 3, 1).cuda(), nn.Conv2d(7, 2, 1).cuda()
-    x = torch.randn(1, 2, 3, 3, device="cuda")
-    with torch.no_grad():
-        ref = reader(torch.cat([other(x), a(x)], 1))
-        sort_channels(nn.ModuleList([a, other, reader]), groups=[Group([(a, None)], [(reader, 3)])])
-        torch.testing.assert_close(reader(torch.cat([other(x), a(x)], 1)), ref, rtol=0, atol=1e-5)
+    convs, run, group = _segment_reader("cuda")
+    ref = run()
+    sort_channels(nn.ModuleList(convs), groups=[group])
+    torch.testing.assert_close(run(), ref, rtol=0, atol=1e-5)
